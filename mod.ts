@@ -1,0 +1,42 @@
+/**
+ * pq: a transactional job queue for PostgreSQL, on the `postgres` driver.
+ *
+ * One table holds the jobs of every queue. `put()` enqueues (with delays and
+ * priorities), `get()` takes the next job with `FOR UPDATE SKIP LOCKED`,
+ * waits on LISTEN/NOTIFY, and ends on a timeout or an `AbortSignal`. Inside a
+ * transaction, taking a job, doing the work and writing the result commit
+ * together, or the job goes back to the queue.
+ *
+ * @example Put and get a job
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import { createPQ } from "@pq/pq";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+ * await using pq = createPQ(sql);
+ * await pq.create();
+ * const apples = pq.queue("apples");
+ * await apples.put({ kind: "Cox" });
+ * const job = await apples.get();
+ * console.log(job?.data); // { kind: "Cox" }
+ * await sql.end();
+ * ```
+ *
+ * @module
+ */
+
+export { createPQ, PQ } from "./src/create_pq.ts";
+export type { PQOptions, QueueOptions } from "./src/create_pq.ts";
+export { Queue } from "./src/queue.ts";
+export type {
+  GetOptions,
+  IterateOptions,
+  JobInput,
+  PutOptions,
+} from "./src/queue.ts";
+export { Job } from "./src/job.ts";
+export { jsonCodec, richCodec } from "./src/codecs.ts";
+export type { Codec } from "./src/codecs.ts";
+export { parseDuration, resolveTime } from "./src/duration.ts";
+export type { DurationInput, TimeInput } from "./src/duration.ts";
+export type { Sql, TransactionSql } from "./src/types.ts";

@@ -1,0 +1,290 @@
+/**
+ * `createPQ()`: the options and the PQ object that hands out queues.
+ *
+ * @module
+ */
+
+import { type Codec, jsonCodec, richCodec } from "./codecs.ts";
+import { buildStatements, type PQCore } from "./core.ts";
+import { describe } from "./describe.ts";
+import { type DurationInput, parseDuration } from "./duration.ts";
+import { Listener } from "./listener.ts";
+import { checkIdentifier, checkQueueName } from "./names.ts";
+import { checkBoolean, checkOptions } from "./options.ts";
+import { Queue, withAction } from "./queue.ts";
+import { createSchema, currentSchema, tableNames } from "./schema.ts";
+import type { Sql } from "./types.ts";
+
+/** Options of {@linkcode createPQ}. */
+export interface PQOptions {
+  /** The table that holds the jobs of every queue. Default `"queue"`. */
+  table?: string;
+  /** The table's schema. Default: the first schema of the search path. */
+  schema?: string;
+  /** Encodes job data to JSON text. Default: a strict `JSON.stringify`. */
+  encode?: (data: unknown) => string;
+  /** Decodes the stored JSON text. Default: `JSON.parse`. */
+  decode?: (text: string) => unknown;
+  /**
+   * More codecs, chosen by a queue name's suffix: with `{ csv: myCodec }`,
+   * `pq.queue("reports/csv")` is the queue `reports` using `myCodec`. Built
+   * in: `json` (the default) and `pickle` (keeps Date, BigInt, Map, Set,
+   * typed arrays, undefined, NaN and ±Infinity).
+   */
+  codecs?: Record<string, Codec>;
+  /** The default timeout of a blocking get. Default `"1s"`. */
+  timeout?: DurationInput;
+  /**
+   * LISTEN for notifications (default true). Set false behind a
+   * transaction-mode pooler (PgBouncer, Supavisor), where LISTEN never
+   * fires: blocking gets then poll every `pollInterval`.
+   */
+  listen?: boolean;
+  /**
+   * How often waiting getters poll: the only wake-up without LISTEN, and a
+   * safety net with it. One query per interval per PQ, whatever the number
+   * of waiters. Default `"1s"`.
+   */
+  pollInterval?: DurationInput;
+}
+
+/** Options of {@linkcode PQ.queue}. */
+export interface QueueOptions {
+  /**
+   * The codec, by name (`"json"`, `"pickle"` or one of `codecs`). When set,
+   * the whole name is the queue's name, even if it contains a `/`.
+   */
+  codec?: string;
+}
+
+const PQ_OPTIONS = [
+  "table",
+  "schema",
+  "encode",
+  "decode",
+  "codecs",
+  "timeout",
+  "listen",
+  "pollInterval",
+] as const;
+
+/**
+ * A transactional job queue in one PostgreSQL table. Made by
+ * {@linkcode createPQ}; hands out named queues that share the table, the
+ * client and one listening connection.
+ *
+ * @example Create the table and use a queue
+ * ```ts ignore
+ * await using pq = createPQ(sql);
+ * await pq.create();
+ * await pq.queue("apples").put({ kind: "Cox" });
+ * ```
+ */
+export class PQ {
+  readonly #core: PQCore;
+  readonly #schema: string | undefined;
+
+  /**
+   * Use {@linkcode createPQ}.
+   *
+   * @param core The shared state.
+   * @param schema The schema option as given.
+   */
+  constructor(core: PQCore, schema: string | undefined) {
+    this.#core = core;
+    this.#schema = schema;
+  }
+
+  /** The table's name. */
+  get table(): string {
+    return this.#core.names.table;
+  }
+
+  /**
+   * Creates the table, its indexes and notify trigger (or upgrades them).
+   * Idempotent, and safe when several processes call it at once. Needs the
+   * right to create objects in the schema; using queues afterwards needs
+   * only select, insert, update and delete on the table.
+   *
+   * @returns Once the table is ready.
+   *
+   * @example
+   * ```ts ignore
+   * await createPQ(sql).create();
+   * ```
+   */
+  async create(): Promise<void> {
+    const sql = this.#core.sql;
+    const schema = this.#schema ?? await currentSchema(sql);
+    await createSchema(sql, tableNames(schema, this.#core.names.table));
+  }
+
+  /**
+   * A queue of this PQ's table. The name is any non-empty string; a
+   * suffix after the last `/` names a codec (`"apples/pickle"` is the queue
+   * `apples` with the pickle codec) unless `options.codec` is given.
+   *
+   * @param name The queue's name, optionally with a codec suffix.
+   * @param options `codec` picks the codec and takes `name` as it is.
+   * @returns The queue.
+   * @throws {TypeError} If the name is empty or not a string, has a NUL
+   * character or a lone surrogate, or the codec is unknown.
+   * @throws {RangeError} If the name is longer than 1,024 bytes.
+   *
+   * @example
+   * ```ts ignore
+   * const apples = pq.queue<{ kind: string }>("apples");
+   * const rich = pq.queue("apples/pickle");
+   * const slashed = pq.queue("a/b", { codec: "json" });
+   * ```
+   */
+  queue<T = unknown>(name: string, options?: QueueOptions): Queue<T> {
+    const core = this.#core;
+    let codecName: string | undefined;
+    try {
+      codecName = checkOptions(options, ["codec"]).codec;
+    } catch (error) {
+      withAction("open queue", error);
+    }
+    let queueName = name;
+    if (codecName === undefined && typeof name === "string") {
+      const slash = name.lastIndexOf("/");
+      if (slash >= 0) {
+        queueName = name.slice(0, slash);
+        codecName = name.slice(slash + 1);
+      }
+    }
+    checkQueueName(queueName);
+    let codec = core.defaultCodec;
+    if (codecName !== undefined) {
+      const found = core.codecs.get(codecName);
+      if (!found) {
+        throw new TypeError(
+          `Unknown codec ${describe(codecName)} for queue ${
+            describe(name)
+          }: known codecs are ${
+            [...core.codecs.keys()].map((k) => JSON.stringify(k)).join(", ")
+          } (pass { codec } to use a name with a "/")`,
+        );
+      }
+      codec = found;
+    }
+    return new Queue<T>(core, queueName, codec);
+  }
+
+  /**
+   * Stops listening and polling and ends the PQ's own connection. Waiting
+   * gets end as timed out. The caller's client stays open: end it with
+   * `sql.end()`.
+   *
+   * @returns Once everything of pq is stopped.
+   *
+   * @example
+   * ```ts ignore
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async close(): Promise<void> {
+    this.#core.closed = true;
+    await this.#core.listener.close();
+  }
+
+  /**
+   * Closes the PQ at the end of an `await using` block.
+   *
+   * @returns Once closed.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/**
+ * Creates a PQ: job queues in one table, on the caller's `postgres` client.
+ *
+ * @param sql A client from `postgres(url)` (porsager/postgres).
+ * @param options The table and schema, codecs, timeouts and listening.
+ * @returns The PQ. Call `create()` once to create its table.
+ * @throws {TypeError} If an option is invalid.
+ * @throws {RangeError} If the table or schema name is longer than 63 bytes.
+ *
+ * @example Put and get a job
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import { createPQ } from "@pq/pq";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+ * await using pq = createPQ(sql);
+ * await pq.create();
+ * const apples = pq.queue("apples");
+ * await apples.put({ kind: "Cox" });
+ * console.log((await apples.get())?.data); // { kind: "Cox" }
+ * await sql.end();
+ * ```
+ */
+export function createPQ(sql: Sql, options?: PQOptions): PQ {
+  if (typeof sql !== "function" || typeof sql.unsafe !== "function") {
+    throw new TypeError(
+      `Cannot create PQ: expected a postgres client from postgres(url): received ${
+        describe(sql)
+      }`,
+    );
+  }
+  try {
+    const o = checkOptions(options, PQ_OPTIONS);
+    const table = checkIdentifier(o.table ?? "queue", "table");
+    const schema = o.schema === undefined
+      ? undefined
+      : checkIdentifier(o.schema, "schema");
+    const names = tableNames(schema, table);
+    const codecs = new Map<string, Codec>([
+      ["json", jsonCodec],
+      ["pickle", richCodec],
+    ]);
+    for (const [name, codec] of Object.entries(o.codecs ?? {})) {
+      codecs.set(name, checkCodec(codec, `codecs.${name}`));
+    }
+    const encode = checkFunction(o.encode, "encode") ?? jsonCodec.encode;
+    const decode = checkFunction(o.decode, "decode") ?? jsonCodec.decode;
+    const listen = checkBoolean(o.listen, "listen") ?? true;
+    const pollIntervalMs = parseDuration(o.pollInterval ?? "1s", "pollInterval");
+    if (pollIntervalMs < 10) {
+      throw new RangeError(
+        `'pollInterval' must be at least 10 milliseconds: received ${pollIntervalMs}`,
+      );
+    }
+    const core: PQCore = {
+      sql,
+      names,
+      statements: buildStatements(names),
+      defaultCodec: { encode, decode },
+      codecs,
+      timeoutMs: parseDuration(o.timeout ?? "1s", "timeout"),
+      listener: new Listener({ sql, names, listen, pollIntervalMs }),
+      closed: false,
+    };
+    return new PQ(core, schema);
+  } catch (error) {
+    withAction("create PQ", error);
+  }
+}
+
+function checkFunction<F>(value: F | undefined, name: string): F | undefined {
+  if (value === undefined || typeof value === "function") return value;
+  throw new TypeError(`'${name}' must be a function: received ${describe(value)}`);
+}
+
+function checkCodec(codec: Codec, name: string): Codec {
+  if (
+    codec === null || typeof codec !== "object" ||
+    typeof codec.encode !== "function" || typeof codec.decode !== "function"
+  ) {
+    throw new TypeError(
+      `'${name}' must be an object with encode and decode functions: received ${
+        describe(codec)
+      }`,
+    );
+  }
+  return codec;
+}

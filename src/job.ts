@@ -1,0 +1,114 @@
+/**
+ * A job taken from a queue.
+ *
+ * @module
+ */
+
+import type { Codec } from "./codecs.ts";
+import type { TableNames } from "./schema.ts";
+import { saveJobData } from "./sql/manage_jobs.ts";
+import type { TakenRow } from "./sql/take_jobs.ts";
+import type { Executor } from "./types.ts";
+
+/** Where a job came from, so that `update()` can write it back. Internal. */
+export interface JobOrigin {
+  /** The client or transaction that took the job. */
+  db: Executor;
+  /** The table's names. */
+  names: TableNames;
+  /** The queue's codec. */
+  codec: Codec;
+  /** The queue's name. */
+  queue: string;
+}
+
+/**
+ * A job taken from a queue by `get()`, with its data decoded.
+ *
+ * @example Take a job and read it
+ * ```ts ignore
+ * const job = await pq.queue("apples").get();
+ * if (job) console.log(job.id, job.data, `${job}`);
+ * ```
+ */
+export class Job<T = unknown> {
+  /** The job's id, unique in its table; ids of later puts are larger. */
+  readonly id: string;
+  /** The name of the job's queue. */
+  readonly queue: string;
+  /** The decoded data. */
+  data: T;
+  /** The length of the stored (encoded) data, in characters. */
+  size: number;
+  /** When the job was put. */
+  readonly enqueuedAt: Date;
+  /** When the job was scheduled to become ready, if it was. */
+  readonly scheduleAt: Date | null;
+  /** The job's expected time (its priority), if it had one. */
+  readonly expectedAt: Date | null;
+  readonly #origin: JobOrigin;
+  readonly #row: TakenRow;
+
+  /**
+   * Jobs are made by pq from the rows it takes; there is no need to call this.
+   *
+   * @param origin Where the job was taken.
+   * @param row The taken row.
+   */
+  constructor(origin: JobOrigin, row: TakenRow) {
+    this.#origin = origin;
+    this.#row = row;
+    this.id = row.id;
+    this.queue = origin.queue;
+    this.data = origin.codec.decode(row.data) as T;
+    this.size = row.data.length;
+    this.enqueuedAt = row.enqueuedAt;
+    this.scheduleAt = row.scheduleAt;
+    this.expectedAt = row.expectedAt;
+  }
+
+  /**
+   * Rewrites the job's stored data (pq's `job.data = ...`). A taken job has
+   * left the queue, so the row is stored again as a `done` record that no
+   * `get()` returns; inside the transaction that took the job, the write
+   * commits or rolls back with it.
+   *
+   * @param data The new data, encoded with the queue's codec.
+   * @returns Once the data is written; `data` and `size` then show it.
+   * @throws {TypeError} If the codec cannot encode `data`; nothing is written.
+   *
+   * @example Record a result on the job
+   * ```ts ignore
+   * const job = await apples.get();
+   * if (job) await job.update({ ...job.data, eaten: true });
+   * ```
+   */
+  async update(data: T): Promise<void> {
+    const { db, names, codec } = this.#origin;
+    const text = codec.encode(data);
+    await saveJobData(db, names, {
+      ...this.#row,
+      queue: this.queue,
+      data: text,
+    });
+    this.data = data;
+    this.size = text.length;
+  }
+
+  /**
+   * Describes the job: id, queue, size and its three times.
+   *
+   * @example
+   * ```ts ignore
+   * `${job}` // '<pq.Job id=1 queue="apples" size=15 enqueuedAt=2026-… scheduleAt=null expectedAt=null>'
+   * ```
+   */
+  toString(): string {
+    const time = (d: Date | null) => d?.toISOString() ?? "null";
+    return `<pq.Job id=${this.id} queue=${
+      JSON.stringify(this.queue)
+    } size=${this.size} enqueuedAt=${time(this.enqueuedAt)} scheduleAt=${
+      time(this.scheduleAt)
+    } expectedAt=${time(this.expectedAt)}>`;
+  }
+}

@@ -1,0 +1,449 @@
+/**
+ * A queue: put, get, iterate, size, clear, and transactions.
+ *
+ * @module
+ */
+
+import type { Codec } from "./codecs.ts";
+import type { PQCore } from "./core.ts";
+import { describe } from "./describe.ts";
+import {
+  type DurationInput,
+  parseDuration,
+  resolveTime,
+  type TimeInput,
+} from "./duration.ts";
+import { Job } from "./job.ts";
+import { checkBoolean, checkOptions, checkSignal } from "./options.ts";
+import { insertJob, insertJobs, type NewJob, type When } from "./sql/insert_jobs.ts";
+import { countJobs, deleteJobs } from "./sql/manage_jobs.ts";
+import { takeWaiting } from "./take.ts";
+import type { Executor, TransactionSql } from "./types.ts";
+
+/** Options of {@linkcode Queue.put}. */
+export interface PutOptions {
+  /**
+   * When the job may be taken at the earliest: a Date, milliseconds from
+   * now, or a duration such as `"5m"`. Default: at once.
+   */
+  scheduleAt?: TimeInput;
+  /**
+   * When the job is expected to be done: ready jobs with an earlier
+   * `expectedAt` are taken first, jobs without one after all jobs with one.
+   * A Date, milliseconds from now, or a duration such as `"5m"`.
+   */
+  expectedAt?: TimeInput;
+}
+
+/** One job of {@linkcode Queue.putMany}: its data and, optionally, its times. */
+export interface JobInput<T = unknown> extends PutOptions {
+  /** The job's data. */
+  data: T;
+}
+
+/** Options of {@linkcode Queue.get}. */
+export interface GetOptions {
+  /** Wait for a job when none is ready (default true). */
+  block?: boolean;
+  /**
+   * How long a blocking get waits: milliseconds or a duration such as
+   * `"30s"`. Default: the PQ's `timeout` (1 s unless set).
+   */
+  timeout?: DurationInput;
+  /** Stops the wait; the get then rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Queue.iterate}. */
+export interface IterateOptions {
+  /** How long each wait lasts before the iterator yields `null`. */
+  timeout?: DurationInput;
+  /** Ends the iteration (without an error) when aborted. */
+  signal?: AbortSignal;
+}
+
+const PUT_OPTIONS = ["scheduleAt", "expectedAt"] as const;
+const JOB_INPUT_KEYS = ["data", "scheduleAt", "expectedAt"] as const;
+const GET_OPTIONS = ["block", "timeout", "signal"] as const;
+const ITERATE_OPTIONS = ["timeout", "signal"] as const;
+
+/**
+ * Re-throws a TypeError or RangeError with the action in front, so that the
+ * message says what failed: `Cannot put job: 'scheduleAt' must be ...`.
+ */
+export function withAction(action: string, error: unknown): never {
+  if (error instanceof TypeError) {
+    throw new TypeError(`Cannot ${action}: ${error.message}`);
+  }
+  if (error instanceof RangeError) {
+    throw new RangeError(`Cannot ${action}: ${error.message}`);
+  }
+  throw error;
+}
+
+/** Reads the `scheduleAt` and `expectedAt` options. */
+export function readTimes(
+  options: PutOptions | undefined,
+  known: readonly string[],
+  action: string,
+): { scheduleAt: When; expectedAt: When } {
+  try {
+    const { scheduleAt, expectedAt } = checkOptions(options, known);
+    return {
+      scheduleAt: scheduleAt === undefined
+        ? undefined
+        : resolveTime(scheduleAt, "scheduleAt"),
+      expectedAt: expectedAt === undefined
+        ? undefined
+        : resolveTime(expectedAt, "expectedAt"),
+    };
+  } catch (error) {
+    withAction(action, error);
+  }
+}
+
+/**
+ * A named queue of one PQ's table. Get one with `pq.queue(name)`; a queue
+ * bound to a transaction with `queue.with(tx)`.
+ *
+ * @typeParam T The type of the jobs' data.
+ *
+ * @example Put and get
+ * ```ts ignore
+ * const apples = pq.queue<{ kind: string }>("apples");
+ * await apples.put({ kind: "Cox" });
+ * const job = await apples.get();
+ * console.log(job?.data.kind); // "Cox"
+ * ```
+ */
+export class Queue<T = unknown> {
+  /** The queue's name (without a codec suffix). */
+  readonly name: string;
+  /** The codec that encodes this queue's data. */
+  readonly codec: Codec;
+  /** @internal */
+  readonly core: PQCore;
+  /** @internal The client, or the transaction this queue is bound to. */
+  readonly db: Executor;
+  /** @internal True when bound to a transaction. */
+  readonly inTransaction: boolean;
+
+  /**
+   * Queues are made by `pq.queue(name)` and `queue.with(tx)`.
+   *
+   * @param core The PQ's shared state.
+   * @param name The queue's name.
+   * @param codec The codec of its data.
+   * @param db The client or transaction to run statements on.
+   */
+  constructor(core: PQCore, name: string, codec: Codec, db?: Executor) {
+    this.core = core;
+    this.name = name;
+    this.codec = codec;
+    this.db = db ?? core.sql;
+    this.inTransaction = db !== undefined;
+  }
+
+  /**
+   * Puts a job in the queue.
+   *
+   * @param data The job's data, encoded by the queue's codec (JSON unless
+   * the queue has a suffix such as `/pickle`).
+   * @param options When the job becomes ready (`scheduleAt`) and its
+   * priority (`expectedAt`).
+   * @returns The new job's id.
+   * @throws {TypeError} If `data` cannot be encoded or an option is invalid;
+   * nothing is written then.
+   * @throws {RangeError} If a time is out of range.
+   *
+   * @example Delayed and prioritized jobs
+   * ```ts ignore
+   * const id = await apples.put({ kind: "Cox" });
+   * await apples.put({ kind: "Fuji" }, { scheduleAt: "5m" });
+   * await apples.put({ kind: "Gala" }, { expectedAt: "1h30m" });
+   * ```
+   */
+  async put(data: T, options?: PutOptions): Promise<string> {
+    const job = this.#newJob(data, options, "put job");
+    this.#checkOpen("put job");
+    return await insertJob(
+      this.db,
+      this.core.statements.insertJob,
+      this.name,
+      null,
+      job,
+    );
+  }
+
+  /**
+   * Puts many jobs in one statement: all are written or none.
+   *
+   * @param items The jobs: `{ data }`, each optionally with its own
+   * `scheduleAt` and `expectedAt`.
+   * @param options Times for the items that do not set their own.
+   * @returns The new jobs' ids, in the order of `items`.
+   * @throws {TypeError} If an item cannot be encoded or an option is
+   * invalid; nothing is written then.
+   *
+   * @example Put a batch
+   * ```ts ignore
+   * const ids = await apples.putMany([
+   *   { data: { kind: "Cox" } },
+   *   { data: { kind: "Fuji" }, expectedAt: "1m" },
+   * ], { scheduleAt: "10s" });
+   * ```
+   */
+  async putMany(
+    items: readonly JobInput<T>[],
+    options?: PutOptions,
+  ): Promise<string[]> {
+    const jobs = this.#newJobs(items, options, "put jobs");
+    this.#checkOpen("put jobs");
+    return await insertJobs(
+      this.db,
+      this.core.statements.insertJobs,
+      this.name,
+      null,
+      jobs,
+    );
+  }
+
+  /**
+   * Takes the next ready job: the earliest `expectedAt` first (jobs without
+   * one last), then first in, first out. Outside a transaction the job is
+   * taken for good by this one statement; inside `transaction()` or
+   * `with(tx)`, it comes back if the transaction rolls back.
+   *
+   * @param options `block: false` never waits; `timeout` bounds the wait
+   * (default: the PQ's, 1 s); `signal` stops it.
+   * @returns The job, or null if none became ready in time.
+   * @throws The signal's reason when `signal` aborts while waiting (at once,
+   * before any query, if it is already aborted).
+   *
+   * @example Wait up to 30 seconds
+   * ```ts ignore
+   * const job = await apples.get({ timeout: "30s", signal });
+   * if (job === null) console.log("nothing came");
+   * ```
+   */
+  async get(options?: GetOptions): Promise<Job<T> | null> {
+    const wait = this.#waitOptions(options, GET_OPTIONS, "get job");
+    this.#checkOpen("get job");
+    const [row] = await takeWaiting(
+      this.core,
+      this.db,
+      this.inTransaction,
+      this.name,
+      "plain",
+      1,
+      wait,
+    );
+    if (!row) return null;
+    return new Job<T>(
+      { db: this.db, names: this.core.names, codec: this.codec, queue: this.name },
+      row,
+    );
+  }
+
+  /**
+   * Iterates over the queue's jobs forever, yielding `null` each time a wait
+   * times out, so the loop can decide to stop. Ends when `signal` aborts.
+   *
+   * @param options The wait of each step (`timeout`) and a `signal` that
+   * ends the iteration.
+   * @returns An async iterator of jobs and nulls.
+   *
+   * @example Work until told to stop
+   * ```ts ignore
+   * for await (const job of apples.iterate({ timeout: "5s", signal })) {
+   *   if (job) console.log(job.data);
+   * }
+   * ```
+   */
+  async *iterate(options?: IterateOptions): AsyncGenerator<Job<T> | null> {
+    let timeout: DurationInput | undefined, signal: AbortSignal | undefined;
+    try {
+      ({ timeout, signal } = checkOptions(options, ITERATE_OPTIONS));
+      checkSignal(signal);
+    } catch (error) {
+      withAction("iterate", error);
+    }
+    for (;;) {
+      if (signal?.aborted) return;
+      try {
+        yield await this.get({ timeout, signal });
+      } catch (error) {
+        if (signal?.aborted && error === signal.reason) return;
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Iterates like {@linkcode Queue.iterate} with the default timeout:
+   * `for await (const job of queue)` yields `null` after each timeout.
+   *
+   * @returns An async iterator of jobs and nulls.
+   */
+  [Symbol.asyncIterator](): AsyncGenerator<Job<T> | null> {
+    return this.iterate();
+  }
+
+  /**
+   * Counts the ready jobs: those that can be taken now, including scheduled
+   * jobs whose time came, excluding future and failed ones.
+   *
+   * @returns The number of ready jobs.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await apples.size());
+   * ```
+   */
+  async size(): Promise<number> {
+    this.#checkOpen("count jobs");
+    return await countJobs(this.db, this.core.names, this.name);
+  }
+
+  /**
+   * Removes every job of the queue: ready, scheduled, failed and done.
+   *
+   * @returns How many jobs were removed.
+   *
+   * @example
+   * ```ts ignore
+   * await apples.clear();
+   * ```
+   */
+  async clear(): Promise<number> {
+    this.#checkOpen("clear queue");
+    return await deleteJobs(this.db, this.core.names, this.name);
+  }
+
+  /**
+   * The same queue, with every statement run in the caller's transaction:
+   * a put becomes visible and a taken job leaves for good only when it
+   * commits.
+   *
+   * @param tx A transaction from `sql.begin()`.
+   * @returns A queue bound to `tx`.
+   *
+   * @example Put atomically with other writes
+   * ```ts ignore
+   * await sql.begin(async (tx) => {
+   *   await tx`update stock set apples = apples - 1`;
+   *   await apples.with(tx).put({ kind: "Cox" });
+   * });
+   * ```
+   */
+  with(tx: TransactionSql): Queue<T> {
+    if (typeof tx !== "function" || typeof tx.unsafe !== "function") {
+      throw new TypeError(
+        `Cannot bind queue: expected a transaction from sql.begin(): received ${
+          describe(tx)
+        }`,
+      );
+    }
+    return new Queue<T>(this.core, this.name, this.codec, tx);
+  }
+
+  /**
+   * Runs `fn` in a transaction with this queue bound to it: a job taken in
+   * `fn` leaves the queue only if `fn` succeeds; if `fn` throws, everything
+   * it did rolls back (the job is back in the queue) and the error is
+   * re-thrown. Inside a queue already bound to a transaction, this uses a
+   * savepoint.
+   *
+   * @param fn The work: gets the bound queue and the transaction.
+   * @returns What `fn` returns.
+   *
+   * @example Take a job, do the work, write the result, atomically
+   * ```ts ignore
+   * await apples.transaction(async (q, tx) => {
+   *   const job = await q.get();
+   *   if (job) await tx`insert into eaten ${tx({ kind: job.data.kind })}`;
+   * });
+   * ```
+   */
+  async transaction<R>(
+    fn: (queue: Queue<T>, tx: TransactionSql) => Promise<R> | R,
+  ): Promise<R> {
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot run transaction: expected a function: received ${describe(fn)}`,
+      );
+    }
+    this.#checkOpen("run transaction");
+    const run = (tx: TransactionSql) => fn(this.with(tx), tx);
+    const result = this.inTransaction
+      ? (this.db as TransactionSql).savepoint(run)
+      : this.core.sql.begin(run);
+    return await result as R;
+  }
+
+  /** Encodes one job and reads its options; nothing is written yet. */
+  #newJob(data: T, options: PutOptions | undefined, action: string): NewJob {
+    const times = readTimes(options, PUT_OPTIONS, action);
+    return { data: this.codec.encode(data), ...times };
+  }
+
+  /** Encodes many jobs, all before anything is written. */
+  #newJobs(
+    items: readonly JobInput<T>[],
+    options: PutOptions | undefined,
+    action: string,
+  ): NewJob[] {
+    if (!Array.isArray(items)) {
+      throw new TypeError(
+        `Cannot ${action}: expected an array of { data } items: received ${
+          describe(items)
+        }`,
+      );
+    }
+    const shared = readTimes(options, PUT_OPTIONS, action);
+    return items.map((item, i) => {
+      const where = `${action} (item ${i})`;
+      if (item === null || typeof item !== "object" || !("data" in item)) {
+        throw new TypeError(
+          `Cannot ${where}: expected an object with 'data': received ${
+            describe(item)
+          }`,
+        );
+      }
+      const own = readTimes(item, JOB_INPUT_KEYS, where);
+      return {
+        data: this.codec.encode(item.data),
+        scheduleAt: own.scheduleAt ?? shared.scheduleAt,
+        expectedAt: own.expectedAt ?? shared.expectedAt,
+      };
+    });
+  }
+
+  /** Reads the options of a get. */
+  #waitOptions(
+    options: GetOptions | undefined,
+    known: readonly string[],
+    action: string,
+  ): { timeoutMs: number; signal?: AbortSignal } | null {
+    let block: boolean | undefined, timeoutMs: number;
+    let signal: AbortSignal | undefined;
+    try {
+      const o = checkOptions(options, known);
+      block = checkBoolean(o.block, "block");
+      signal = checkSignal(o.signal);
+      timeoutMs = o.timeout === undefined
+        ? this.core.timeoutMs
+        : parseDuration(o.timeout, "timeout");
+    } catch (error) {
+      withAction(action, error);
+    }
+    signal?.throwIfAborted();
+    return block === false ? null : { timeoutMs, signal };
+  }
+
+  #checkOpen(action: string): void {
+    if (this.core.closed) {
+      throw new Error(`Cannot ${action}: this PQ is closed`);
+    }
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Putting jobs: one statement for one job, one statement for many.
+ *
+ * Relative times ("5m", 300000) are added to the server's clock, not the
+ * client's, so a client whose clock is off still schedules correctly; the
+ * same clock decides when the job is due.
+ *
+ * @module
+ */
+
+import type { TableNames } from "../schema.ts";
+import type { Executor } from "../types.ts";
+
+/** A resolved time: absolute, or a delay from the statement's time. */
+export type When = { at: Date } | { delayMs: number } | undefined;
+
+/** A job to insert, its data already encoded. */
+export interface NewJob {
+  /** The encoded data (JSON text). */
+  data: string;
+  /** When it may be taken; undefined: at once. */
+  scheduleAt?: When;
+  /** Its priority: earlier goes first; undefined: after those with one. */
+  expectedAt?: When;
+}
+
+/**
+ * Builds the single-job insert ($1 queue, $2 task, $3 data, $4/$5 schedule
+ * at/in, $6/$7 expected at/in); it returns the new id.
+ */
+export function insertJobSql(names: TableNames): string {
+  return `insert into ${names.qualified}
+      (queue, task, data, schedule_at, expected_at, state)
+    select $1::text, $2::text, $3::text::json, v.s, v.e,
+      case when v.s > statement_timestamp() then 'scheduled' else 'ready' end
+    from (select
+      coalesce($4::timestamptz,
+        statement_timestamp() + $5::float8 * interval '1 millisecond') as s,
+      coalesce($6::timestamptz,
+        statement_timestamp() + $7::float8 * interval '1 millisecond') as e
+    ) as v
+    returning id::text`;
+}
+
+/**
+ * Builds the many-jobs insert: the same columns as {@linkcode insertJobSql},
+ * each as an array, unnested in one statement. Rows are inserted in array
+ * order, so their identity values ascend in that order.
+ */
+export function insertJobsSql(names: TableNames): string {
+  return `insert into ${names.qualified}
+      (queue, task, data, schedule_at, expected_at, state)
+    select $1::text, $2::text, v.d::json, v.s, v.e,
+      case when v.s > statement_timestamp() then 'scheduled' else 'ready' end
+    from (select u.d, u.n,
+        coalesce(u.sa, statement_timestamp() + u.sd * interval '1 millisecond') as s,
+        coalesce(u.ea, statement_timestamp() + u.ed * interval '1 millisecond') as e
+      from unnest($3::text[], $4::timestamptz[], $5::float8[],
+        $6::timestamptz[], $7::float8[]) with ordinality as u(d, sa, sd, ea, ed, n)
+    ) as v
+    order by v.n
+    returning id::text`;
+}
+
+function at(when: When): Date | null {
+  return when && "at" in when ? when.at : null;
+}
+
+function delay(when: When): number | null {
+  return when && "delayMs" in when ? when.delayMs : null;
+}
+
+/** Inserts one job; returns its id. */
+export async function insertJob(
+  db: Executor,
+  text: string,
+  queue: string,
+  task: string | null,
+  job: NewJob,
+): Promise<string> {
+  const [row] = await db.unsafe(text, [
+    queue,
+    task,
+    job.data,
+    at(job.scheduleAt),
+    delay(job.scheduleAt),
+    at(job.expectedAt),
+    delay(job.expectedAt),
+  ], { prepare: true }).values();
+  return row[0];
+}
+
+/** Inserts many jobs in one statement; returns their ids in input order. */
+export async function insertJobs(
+  db: Executor,
+  text: string,
+  queue: string,
+  task: string | null,
+  jobs: NewJob[],
+): Promise<string[]> {
+  if (jobs.length === 0) return [];
+  const rows = await db.unsafe(text, [
+    queue,
+    task,
+    jobs.map((j) => j.data),
+    jobs.map((j) => at(j.scheduleAt)),
+    jobs.map((j) => delay(j.scheduleAt)),
+    jobs.map((j) => at(j.expectedAt)),
+    jobs.map((j) => delay(j.expectedAt)),
+  ], { prepare: true }).values();
+  // Identity values are drawn in insertion order, which is input order;
+  // sorting makes that explicit whatever order RETURNING uses.
+  const ids = rows.map((row) => row[0] as string);
+  ids.sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+  return ids;
+}

@@ -1,0 +1,207 @@
+/**
+ * The statements off the hot path: counting, clearing, rewriting a taken
+ * job's data, listing and retrying failed jobs.
+ *
+ * @module
+ */
+
+import type { TableNames } from "../schema.ts";
+import type { Executor } from "../types.ts";
+
+/**
+ * Counts the ready jobs of a queue (plain and task jobs, and scheduled jobs
+ * that came due). Three counts so each uses its partial index.
+ */
+export async function countJobs(
+  db: Executor,
+  names: TableNames,
+  queue: string,
+): Promise<number> {
+  const t = names.qualified;
+  const [row] = await db.unsafe(
+    `select
+      (select count(*) from ${t}
+        where queue = $1 and state = 'ready' and task is null)
+      + (select count(*) from ${t}
+        where queue = $1 and state = 'ready' and task is not null)
+      + (select count(*) from ${t}
+        where queue = $1 and state = 'scheduled'
+          and schedule_at <= statement_timestamp())`,
+    [queue],
+    { prepare: true },
+  ).values();
+  return Number(row[0]);
+}
+
+/** Deletes every job of a queue, in any state; returns how many. */
+export async function deleteJobs(
+  db: Executor,
+  names: TableNames,
+  queue: string,
+): Promise<number> {
+  const t = names.qualified;
+  const [row] = await db.unsafe(
+    `with a as (
+      delete from ${t} where queue = $1 and state = 'ready' and task is null
+      returning 1
+    ), b as (
+      delete from ${t} where queue = $1 and state = 'ready' and task is not null
+      returning 1
+    ), c as (
+      delete from ${t} where queue = $1 and state = 'scheduled' returning 1
+    ), d as (
+      delete from ${t} where queue = $1 and state in ('failed', 'done')
+      returning 1
+    )
+    select (select count(*) from a) + (select count(*) from b)
+      + (select count(*) from c) + (select count(*) from d)`,
+    [queue],
+    { prepare: true },
+  ).values();
+  return Number(row[0]);
+}
+
+/** The stored fields of a job that pq writes back. */
+export interface JobRecord {
+  id: string;
+  queue: string;
+  task: string | null;
+  data: string;
+  attempts: number;
+  enqueuedAt: Date;
+  scheduleAt: Date | null;
+  expectedAt: Date | null;
+}
+
+/**
+ * Writes a taken job's new data. Taking deleted the row, so this stores the
+ * job again as a `done` record (visible in the table, never taken again); if
+ * the row exists (the taking transaction rolled back), only its data changes.
+ */
+export async function saveJobData(
+  db: Executor,
+  names: TableNames,
+  job: JobRecord,
+): Promise<void> {
+  await db.unsafe(
+    `insert into ${names.qualified} (id, queue, task, data, attempts,
+      enqueued_at, schedule_at, expected_at, state, finished_at)
+    values ($1::int8, $2::text, $3::text, $4::text::json, $5::int4,
+      $6::timestamptz, $7::timestamptz, $8::timestamptz, 'done',
+      statement_timestamp())
+    on conflict (id) do update set data = excluded.data`,
+    [
+      job.id,
+      job.queue,
+      job.task,
+      job.data,
+      job.attempts,
+      job.enqueuedAt,
+      job.scheduleAt,
+      job.expectedAt,
+    ],
+    { prepare: true },
+  );
+}
+
+/**
+ * Puts a taken task job back: for a retry in `retryInMs` (ready at once when
+ * 0), or as failed when `retryInMs` is null. The job keeps its id.
+ */
+export async function returnJob(
+  db: Executor,
+  names: TableNames,
+  job: JobRecord,
+  retryInMs: number | null,
+  error: string,
+): Promise<void> {
+  await db.unsafe(
+    `insert into ${names.qualified} (id, queue, task, data, attempts,
+      enqueued_at, expected_at, error, state, schedule_at, finished_at)
+    select $1::int8, $2::text, $3::text, $4::text::json, $5::int4,
+      $6::timestamptz, $7::timestamptz, $8::text::json,
+      case when $9::float8 is null then 'failed'
+        when $9::float8 > 0 then 'scheduled' else 'ready' end,
+      case when $9::float8 is null then $10::timestamptz
+        else statement_timestamp() + $9::float8 * interval '1 millisecond' end,
+      case when $9::float8 is null then statement_timestamp() end`,
+    [
+      job.id,
+      job.queue,
+      job.task,
+      job.data,
+      job.attempts,
+      job.enqueuedAt,
+      job.expectedAt,
+      error,
+      retryInMs,
+      job.scheduleAt,
+    ],
+    { prepare: true },
+  );
+}
+
+/** A failed job's row. */
+export interface FailedRow extends JobRecord {
+  failedAt: Date;
+  error: string | null;
+}
+
+/** Lists failed jobs of a queue, oldest first. */
+export async function listFailedJobs(
+  db: Executor,
+  names: TableNames,
+  queue: string,
+  limit: number,
+): Promise<FailedRow[]> {
+  const rows = await db.unsafe(
+    `select id::text, task, data::text, attempts, enqueued_at, schedule_at,
+      expected_at, finished_at, error::text
+    from ${names.qualified}
+    where queue = $1 and state = 'failed'
+    order by id
+    limit $2`,
+    [queue, limit],
+    { prepare: true },
+  ).values();
+  return rows.map((r) => ({
+    id: r[0],
+    queue,
+    task: r[1],
+    data: r[2],
+    attempts: r[3],
+    enqueuedAt: r[4],
+    scheduleAt: r[5],
+    expectedAt: r[6],
+    failedAt: r[7],
+    error: r[8],
+  }));
+}
+
+/**
+ * Puts a failed job back in its queue, ready at once with a fresh count of
+ * attempts. Delete and insert rather than update, so the insert trigger
+ * notifies waiting workers. Returns false when no failed job has that id.
+ */
+export async function retryFailedJob(
+  db: Executor,
+  names: TableNames,
+  queue: string,
+  id: string,
+): Promise<boolean> {
+  const t = names.qualified;
+  const rows = await db.unsafe(
+    `with failed as (
+      delete from ${t} where id = $1::int8 and queue = $2 and state = 'failed'
+      returning *
+    )
+    insert into ${t} (id, queue, task, data, attempts, enqueued_at,
+      expected_at, state)
+    select id, queue, task, data, 0, enqueued_at, expected_at, 'ready'
+    from failed
+    returning id`,
+    [id, queue],
+    { prepare: true },
+  ).values();
+  return rows.length > 0;
+}
