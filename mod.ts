@@ -35,7 +35,8 @@ export type {
   PutOptions,
 } from "./src/queue.ts";
 export { Job } from "./src/job.ts";
-export { jsonCodec, richCodec } from "./src/codecs.ts";
+export { assertStorable, jsonCodec } from "./src/codecs.ts";
+export { richCodec } from "./src/pickle.ts";
 export type { Codec } from "./src/codecs.ts";
 export { parseDuration, resolveTime } from "./src/duration.ts";
 export type { DurationInput, TimeInput } from "./src/duration.ts";

@@ -4,7 +4,8 @@
  * @module
  */
 
-import { type Codec, jsonCodec, richCodec } from "./codecs.ts";
+import { type Codec, jsonCodec } from "./codecs.ts";
+import { richCodec } from "./pickle.ts";
 import { buildStatements, type PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
@@ -248,7 +249,10 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
     const encode = checkFunction(o.encode, "encode") ?? jsonCodec.encode;
     const decode = checkFunction(o.decode, "decode") ?? jsonCodec.decode;
     const listen = checkBoolean(o.listen, "listen") ?? true;
-    const pollIntervalMs = parseDuration(o.pollInterval ?? "1s", "pollInterval");
+    const pollIntervalMs = parseDuration(
+      o.pollInterval ?? "1s",
+      "pollInterval",
+    );
     if (pollIntervalMs < 10) {
       throw new RangeError(
         `'pollInterval' must be at least 10 milliseconds: received ${pollIntervalMs}`,
@@ -272,7 +276,9 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
 
 function checkFunction<F>(value: F | undefined, name: string): F | undefined {
   if (value === undefined || typeof value === "function") return value;
-  throw new TypeError(`'${name}' must be a function: received ${describe(value)}`);
+  throw new TypeError(
+    `'${name}' must be a function: received ${describe(value)}`,
+  );
 }
 
 function checkCodec(codec: Codec, name: string): Codec {
