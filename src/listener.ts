@@ -214,6 +214,10 @@ export class Listener {
             idle_timeout: null,
             max_lifetime: null,
             fetch_types: false,
+            connection: {
+              ...sql.options.connection,
+              application_name: "pq listener",
+            },
             onnotify: (_channel: string, payload: string) =>
               this.#onNotify(payload),
             onclose: () => control === this.#control && this.#onClose(),
@@ -228,7 +232,9 @@ export class Listener {
         this.#up = true;
         this.#reconnectDelay = 100;
         this.#registered.clear();
-        await this.#renew([...new Set([...this.#lanes.values()].map((l) => l.queue))]);
+        await this.#renew([
+          ...new Set([...this.#lanes.values()].map((l) => l.queue)),
+        ]);
         // Anything put while we were not listening was not announced.
         this.generation++;
         for (const lane of this.#lanes.values()) lane.wakeAll();

@@ -49,5 +49,7 @@ export function checkBoolean(
   name: string,
 ): boolean | undefined {
   if (value === undefined || typeof value === "boolean") return value;
-  throw new TypeError(`'${name}' must be a boolean: received ${describe(value)}`);
+  throw new TypeError(
+    `'${name}' must be a boolean: received ${describe(value)}`,
+  );
 }

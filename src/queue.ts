@@ -15,7 +15,12 @@ import {
 } from "./duration.ts";
 import { Job } from "./job.ts";
 import { checkBoolean, checkOptions, checkSignal } from "./options.ts";
-import { insertJob, insertJobs, type NewJob, type When } from "./sql/insert_jobs.ts";
+import {
+  insertJob,
+  insertJobs,
+  type NewJob,
+  type When,
+} from "./sql/insert_jobs.ts";
 import { countJobs, deleteJobs } from "./sql/manage_jobs.ts";
 import { takeWaiting } from "./take.ts";
 import type { Executor, TransactionSql } from "./types.ts";
@@ -240,7 +245,12 @@ export class Queue<T = unknown> {
     );
     if (!row) return null;
     return new Job<T>(
-      { db: this.db, names: this.core.names, codec: this.codec, queue: this.name },
+      {
+        db: this.db,
+        names: this.core.names,
+        codec: this.codec,
+        queue: this.name,
+      },
       row,
     );
   }

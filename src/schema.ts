@@ -181,9 +181,7 @@ export async function createSchema(sql: Sql, n: TableNames): Promise<void> {
   const schema = n.schema;
   await sql.begin(async (tx) => {
     await tx.unsafe(
-      `select pg_advisory_xact_lock(hashtext(${
-        quoteLiteral(`pq:${schema}`)
-      }))`,
+      `select pg_advisory_xact_lock(hashtext(${quoteLiteral(`pq:${schema}`)}))`,
     );
     const [found] = await tx.unsafe(
       `select exists (select 1 from pg_namespace where nspname = $1) as found`,

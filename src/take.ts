@@ -7,11 +7,7 @@
 
 import type { PQCore } from "./core.ts";
 import type { LaneKind, Waiter } from "./listener.ts";
-import {
-  promoteDueJobs,
-  type TakenRow,
-  takeJobs,
-} from "./sql/take_jobs.ts";
+import { promoteDueJobs, takeJobs, type TakenRow } from "./sql/take_jobs.ts";
 import type { Executor } from "./types.ts";
 
 /** How a take waits when no job is ready. */
@@ -22,10 +18,56 @@ export interface TakeWait {
   signal?: AbortSignal;
 }
 
+/** What one attempt to take found. */
+export interface TakeAttempt {
+  /** The jobs taken, best first; empty when none was ready. */
+  rows: TakenRow[];
+  /** When nothing was taken: look again in this many ms (null: no timer). */
+  retryInMs: number | null;
+}
+
 /** Outside a transaction, promote this many due jobs per statement. */
 const PROMOTE_BATCH = 1000;
 /** Look again this soon when due jobs are held by another promoter. */
 const PROMOTE_BACKOFF_MS = 100;
+
+/**
+ * Takes up to `limit` ready jobs of a lane once, first promoting scheduled
+ * jobs that came due so that they compete by the queue's order.
+ *
+ * @param db Where to take (the client, or a transaction).
+ * @param inTransaction True when `db` is a transaction: promote only as many
+ * jobs as will be taken, since promoted rows stay locked until it ends.
+ */
+export async function takeReady(
+  core: PQCore,
+  db: Executor,
+  inTransaction: boolean,
+  queue: string,
+  kind: LaneKind,
+  limit: number,
+): Promise<TakeAttempt> {
+  const text = kind === "task"
+    ? core.statements.takeTask
+    : core.statements.takePlain;
+  const first = await takeJobs(db, text, queue, limit, false);
+  if (first.rows.length || first.dueInMs === null || first.dueInMs > 0) {
+    return { rows: first.rows, retryInMs: first.dueInMs };
+  }
+  await promoteDueJobs(
+    db,
+    core.statements.promoteDue,
+    queue,
+    inTransaction ? limit : Math.max(limit, PROMOTE_BATCH),
+  );
+  const second = await takeJobs(db, text, queue, limit, true);
+  // Still nothing: the due jobs are being promoted (or were just taken) by
+  // another transaction. Look again shortly rather than spin.
+  const retryInMs = second.dueInMs !== null && second.dueInMs <= 0
+    ? PROMOTE_BACKOFF_MS
+    : second.dueInMs;
+  return { rows: second.rows, retryInMs };
+}
 
 /**
  * Takes up to `limit` jobs of a lane on `db`, waiting up to `wait` for one to
@@ -45,9 +87,6 @@ export async function takeWaiting(
   wait: TakeWait | null,
 ): Promise<TakenRow[]> {
   const deadline = performance.now() + (wait?.timeoutMs ?? 0);
-  const text = kind === "task"
-    ? core.statements.takeTask
-    : core.statements.takePlain;
   const listener = core.listener;
   let waiter: Waiter | null = null;
   try {
@@ -56,35 +95,22 @@ export async function takeWaiting(
       // moves the generation on: then look again instead of sleeping.
       const generation = listener.generation;
       if (waiter) waiter.woken = false;
-      let result = await takeJobs(db, text, queue, limit, false);
-      if (result.rows.length) return result.rows;
-      let retryIn = result.dueInMs;
-      if (result.dueInMs !== null && result.dueInMs <= 0) {
-        await promoteDueJobs(
-          db,
-          core.statements.promoteDue,
-          queue,
-          inTransaction ? limit : Math.max(limit, PROMOTE_BATCH),
-        );
-        result = await takeJobs(db, text, queue, limit, true);
-        if (result.rows.length) return result.rows;
-        // Due jobs that another transaction is promoting (or just took):
-        // look again shortly rather than spin.
-        retryIn = result.dueInMs !== null && result.dueInMs <= 0
-          ? PROMOTE_BACKOFF_MS
-          : result.dueInMs;
-      }
+      const found = await takeReady(
+        core,
+        db,
+        inTransaction,
+        queue,
+        kind,
+        limit,
+      );
+      if (found.rows.length) return found.rows;
       if (!wait) return [];
       wait.signal?.throwIfAborted();
       const remaining = deadline - performance.now();
       if (remaining <= 0) return [];
-      if (!waiter) {
-        waiter = listener.enter(queue, kind);
-        if (listener.generation !== generation) waiter.woken = true;
-      } else if (listener.generation !== generation) {
-        waiter.woken = true;
-      }
-      waiter.lane.noteDue(retryIn);
+      waiter ??= listener.enter(queue, kind);
+      if (listener.generation !== generation) waiter.woken = true;
+      waiter.lane.noteDue(found.retryInMs);
       if (!await waiter.wait(remaining, wait.signal)) return [];
     }
   } finally {

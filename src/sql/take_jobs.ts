@@ -52,7 +52,9 @@ export function takeJobsSql(names: TableNames, task: boolean): string {
     ), taken as (
       delete from ${t} where id = any(array(
         select id from ${t}
-        where queue = $1 and state = 'ready' and task is ${task ? "not " : ""}null
+        where queue = $1 and state = 'ready' and task is ${
+    task ? "not " : ""
+  }null
           and ($3::bool or coalesce((select at from due) > statement_timestamp(), true))
         order by expected_at, id
         limit $2
