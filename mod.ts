@@ -29,11 +29,26 @@ export { createPQ, PQ } from "./src/create_pq.ts";
 export type { PQOptions, QueueOptions } from "./src/create_pq.ts";
 export { Queue } from "./src/queue.ts";
 export type {
+  FailedJob,
+  FailedOptions,
   GetOptions,
   IterateOptions,
   JobInput,
   PutOptions,
 } from "./src/queue.ts";
+export type {
+  Task,
+  TaskHandler,
+  TaskInput,
+  TaskJob,
+  TaskOptions,
+} from "./src/tasks.ts";
+export type {
+  WorkEvent,
+  WorkEventJob,
+  WorkOptions,
+  WorkStats,
+} from "./src/worker.ts";
 export { Job } from "./src/job.ts";
 export { assertStorable, jsonCodec } from "./src/codecs.ts";
 export { richCodec } from "./src/pickle.ts";

@@ -10,6 +10,7 @@ import type { Listener } from "./listener.ts";
 import type { TableNames } from "./schema.ts";
 import { insertJobSql, insertJobsSql } from "./sql/insert_jobs.ts";
 import { promoteDueJobsSql, takeJobsSql } from "./sql/take_jobs.ts";
+import type { TaskRegistry } from "./tasks.ts";
 import type { Sql } from "./types.ts";
 
 /** Statement texts of the hot path, built once per PQ. */
@@ -48,6 +49,8 @@ export interface PQCore {
   timeoutMs: number;
   /** Wakes waiting getters and workers. */
   listener: Listener;
+  /** Registered tasks, by queue name. */
+  tasks: Map<string, TaskRegistry>;
   /** Set by `close()`. */
   closed: boolean;
 }

@@ -10,7 +10,7 @@ import { buildStatements, type PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { Listener } from "./listener.ts";
-import { checkIdentifier, checkQueueName } from "./names.ts";
+import { checkIdentifier, checkName } from "./names.ts";
 import { checkBoolean, checkOptions } from "./options.ts";
 import { Queue, withAction } from "./queue.ts";
 import { createSchema, currentSchema, tableNames } from "./schema.ts";
@@ -155,7 +155,7 @@ export class PQ {
         codecName = name.slice(slash + 1);
       }
     }
-    checkQueueName(queueName);
+    checkName(queueName, "A queue name");
     let codec = core.defaultCodec;
     if (codecName !== undefined) {
       const found = core.codecs.get(codecName);
@@ -266,6 +266,7 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
       codecs,
       timeoutMs: parseDuration(o.timeout ?? "1s", "timeout"),
       listener: new Listener({ sql, names, listen, pollIntervalMs }),
+      tasks: new Map(),
       closed: false,
     };
     return new PQ(core, schema);

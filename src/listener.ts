@@ -45,6 +45,11 @@ export class Waiter {
     this.#resolve?.(true);
   }
 
+  /** Ends the current wait as if it timed out (the PQ is closing). */
+  cancel(): void {
+    this.#resolve?.(false);
+  }
+
   /**
    * Waits until woken (true), `ms` pass (false) or `signal` aborts (rejects
    * with its reason). Returns at once if a wake came in meanwhile.
@@ -194,7 +199,10 @@ export class Listener {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const lane of this.#lanes.values()) lane.stop();
+    for (const lane of this.#lanes.values()) {
+      lane.stop();
+      for (const waiter of lane.waiters) waiter.cancel();
+    }
     clearTimeout(this.#pollTimer);
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#reconnectTimer);

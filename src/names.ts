@@ -40,21 +40,23 @@ function checkText(value: string, what: string): void {
 }
 
 /**
- * Validates a queue name: any non-empty string of at most
+ * Validates a queue or task name: any non-empty string of at most
  * {@linkcode MAX_QUEUE_NAME_BYTES} UTF-8 bytes without NUL characters or lone
  * surrogates.
+ *
+ * @param what How the message names it: "A queue name", "A task name".
  */
-export function checkQueueName(name: unknown): string {
+export function checkName(name: unknown, what: string): string {
   if (typeof name !== "string" || name.length === 0) {
     throw new TypeError(
-      `A queue name must be a non-empty string: received ${describe(name)}`,
+      `${what} must be a non-empty string: received ${describe(name)}`,
     );
   }
-  checkText(name, "A queue name");
+  checkText(name, what);
   const bytes = encoder.encode(name).length;
   if (bytes > MAX_QUEUE_NAME_BYTES) {
     throw new RangeError(
-      `A queue name must be at most ${MAX_QUEUE_NAME_BYTES} bytes in UTF-8: received ${bytes} bytes (${
+      `${what} must be at most ${MAX_QUEUE_NAME_BYTES} bytes in UTF-8: received ${bytes} bytes (${
         describe(name)
       })`,
     );

@@ -23,7 +23,16 @@ import {
 } from "./sql/insert_jobs.ts";
 import { countJobs, deleteJobs } from "./sql/manage_jobs.ts";
 import { takeWaiting } from "./take.ts";
+import { listFailedJobs, retryFailedJob } from "./sql/manage_jobs.ts";
+import {
+  registerTask,
+  type Task,
+  type TaskHandler,
+  type TaskOptions,
+  taskRegistry,
+} from "./tasks.ts";
 import type { Executor, TransactionSql } from "./types.ts";
+import { Worker, type WorkOptions, type WorkStats } from "./worker.ts";
 
 /** Options of {@linkcode Queue.put}. */
 export interface PutOptions {
@@ -57,6 +66,36 @@ export interface GetOptions {
   timeout?: DurationInput;
   /** Stops the wait; the get then rejects with `signal.reason`. */
   signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Queue.failed}. */
+export interface FailedOptions {
+  /** The most jobs to list, oldest first (default 1,000). */
+  limit?: number;
+}
+
+/** A task job that used up its attempts (or whose task was unknown). */
+export interface FailedJob {
+  /** The job's id; pass it to {@linkcode Queue.retry}. */
+  id: string;
+  /** The queue's name. */
+  queue: string;
+  /** The task's name. */
+  task: string | null;
+  /** The task's argument, decoded. */
+  data: unknown;
+  /** How many times it ran. */
+  attempts: number;
+  /** The last error: its message, and name and stack if it was an Error. */
+  error: { message: string; name?: string; stack?: string } | null;
+  /** When it was put. */
+  enqueuedAt: Date;
+  /** When its last run was scheduled, if it was. */
+  scheduleAt: Date | null;
+  /** Its expected time, if it had one. */
+  expectedAt: Date | null;
+  /** When it failed for good. */
+  failedAt: Date;
 }
 
 /** Options of {@linkcode Queue.iterate}. */
@@ -389,6 +428,147 @@ export class Queue<T = unknown> {
       ? (this.db as TransactionSql).savepoint(run)
       : this.core.sql.begin(run);
     return await result as R;
+  }
+
+  /**
+   * Registers a task: a named handler for jobs of this queue. The returned
+   * function enqueues a job of the task and resolves with its id;
+   * `queue.work()` runs the handler. Task names are unique per queue.
+   *
+   * @param name The task's name, stored with each of its jobs.
+   * @param handler Does the work: gets the argument and the job (its id,
+   * `attempt`, `signal` and `tx`, the job's transaction).
+   * @param options Default `scheduleAt` and `expectedAt` of its jobs, and
+   * the retry policy: `maxRetries` (default 0), `retryIn` (default `"30s"`),
+   * `backoff` (`"fixed"` or `"exponential"`).
+   * @returns The enqueuing function, typed by the handler's argument.
+   * @throws {Error} If the queue already has a task of that name.
+   * @throws {TypeError} If the name, handler or an option is invalid.
+   *
+   * @example Register, enqueue, work
+   * ```ts ignore
+   * const eat = queue.task("eat", async (args: { kind: string }, job) => {
+   *   await job.tx`insert into eaten (kind) values (${args.kind})`;
+   * }, { maxRetries: 2, retryIn: "10s" });
+   * const id = await eat({ kind: "Cox" });
+   * await queue.work({ burst: true });
+   * ```
+   */
+  task<A>(
+    name: string,
+    handler: TaskHandler<A>,
+    options?: TaskOptions,
+  ): Task<A> {
+    return registerTask<A>(
+      this.core,
+      this.name,
+      this.codec,
+      name,
+      handler,
+      options,
+    );
+  }
+
+  /**
+   * Runs the queue's task jobs until `signal` aborts (or, with `burst`, until
+   * no job is ready). Each job runs in a transaction and leaves the queue
+   * when it commits; a handler that throws is retried per its task's policy,
+   * then stored as failed. Plain jobs (from `put()`) are left for `get()`.
+   *
+   * @param options `concurrency` (default 1), `signal`, `burst`,
+   * `gracePeriod` (default `"10s"`), `batchSize` and `onEvent`.
+   * @returns How many jobs were done, retried and failed.
+   * @throws The signal's reason if it is already aborted.
+   *
+   * @example Run until Ctrl-C
+   * ```ts ignore
+   * const stop = new AbortController();
+   * Deno.addSignalListener("SIGINT", () => stop.abort());
+   * const stats = await queue.work({ concurrency: 4, signal: stop.signal });
+   * ```
+   */
+  async work(options?: WorkOptions): Promise<WorkStats> {
+    return await new Worker(this.core, this.name, options).run();
+  }
+
+  /**
+   * Lists the queue's failed jobs, oldest first.
+   *
+   * @param options `limit`: the most to list (default 1,000).
+   * @returns The failed jobs with their errors and attempts.
+   *
+   * @example Retry every failed job
+   * ```ts ignore
+   * for (const job of await queue.failed()) await queue.retry(job.id);
+   * ```
+   */
+  async failed(options?: FailedOptions): Promise<FailedJob[]> {
+    let limit: number;
+    try {
+      limit = checkOptions(options, ["limit"]).limit ?? 1_000;
+      if (!Number.isSafeInteger(limit) || limit < 1) {
+        throw new TypeError(
+          `'limit' must be a whole number of at least 1: received ${
+            describe(limit)
+          }`,
+        );
+      }
+    } catch (error) {
+      withAction("list failed jobs", error);
+    }
+    this.#checkOpen("list failed jobs");
+    const rows = await listFailedJobs(
+      this.db,
+      this.core.names,
+      this.name,
+      limit,
+    );
+    const tasks = taskRegistry(this.core, this.name);
+    return rows.map((row) => {
+      const codec = (row.task && tasks.get(row.task)?.codec) || this.codec;
+      return {
+        id: row.id,
+        queue: row.queue,
+        task: row.task,
+        data: codec.decode(row.data),
+        attempts: row.attempts,
+        error: row.error === null ? null : JSON.parse(row.error),
+        enqueuedAt: row.enqueuedAt,
+        scheduleAt: row.scheduleAt,
+        expectedAt: row.expectedAt,
+        failedAt: row.failedAt,
+      };
+    });
+  }
+
+  /**
+   * Puts a failed job back in the queue, ready at once, with a fresh count
+   * of attempts. It keeps its id.
+   *
+   * @param id The failed job's id.
+   * @returns True if the job was put back, false if this queue has no
+   * failed job with that id.
+   * @throws {TypeError} If `id` is not a job id.
+   *
+   * @example
+   * ```ts ignore
+   * const [first] = await queue.failed({ limit: 1 });
+   * if (first) await queue.retry(first.id);
+   * ```
+   */
+  async retry(id: string): Promise<boolean> {
+    const text = typeof id === "bigint" || typeof id === "number"
+      ? String(id)
+      : id;
+    if (typeof text !== "string" || !/^[1-9]\d{0,18}$/.test(text)) {
+      throw new TypeError(
+        `Cannot retry job: expected a job id (a string of digits): received ${
+          describe(id)
+        }`,
+      );
+    }
+    this.#checkOpen("retry job");
+    return await retryFailedJob(this.db, this.core.names, this.name, text);
   }
 
   /** Encodes one job and reads its options; nothing is written yet. */

@@ -24,6 +24,8 @@ export interface TakeAttempt {
   rows: TakenRow[];
   /** When nothing was taken: look again in this many ms (null: no timer). */
   retryInMs: number | null;
+  /** The server process of `db` (to end it if a handler gets stuck). */
+  pid: number;
 }
 
 /** Outside a transaction, promote this many due jobs per statement. */
@@ -52,7 +54,7 @@ export async function takeReady(
     : core.statements.takePlain;
   const first = await takeJobs(db, text, queue, limit, false);
   if (first.rows.length || first.dueInMs === null || first.dueInMs > 0) {
-    return { rows: first.rows, retryInMs: first.dueInMs };
+    return { rows: first.rows, retryInMs: first.dueInMs, pid: first.pid };
   }
   await promoteDueJobs(
     db,
@@ -66,7 +68,7 @@ export async function takeReady(
   const retryInMs = second.dueInMs !== null && second.dueInMs <= 0
     ? PROMOTE_BACKOFF_MS
     : second.dueInMs;
-  return { rows: second.rows, retryInMs };
+  return { rows: second.rows, retryInMs, pid: second.pid };
 }
 
 /**

@@ -141,6 +141,38 @@ export async function returnJob(
   );
 }
 
+/**
+ * Puts taken jobs back exactly as they were, ready: a stopping worker's
+ * jobs that it took in a batch but did not start.
+ */
+export async function restoreJobs(
+  db: Executor,
+  names: TableNames,
+  jobs: JobRecord[],
+): Promise<void> {
+  await db.unsafe(
+    `insert into ${names.qualified} (id, queue, task, data, attempts,
+      enqueued_at, schedule_at, expected_at, state)
+    select u.id, u.queue, u.task, u.data::json, u.attempts, u.enqueued_at,
+      u.schedule_at, u.expected_at, 'ready'
+    from unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int4[],
+      $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])
+      as u(id, queue, task, data, attempts, enqueued_at, schedule_at,
+        expected_at)`,
+    [
+      jobs.map((j) => j.id),
+      jobs.map((j) => j.queue),
+      jobs.map((j) => j.task),
+      jobs.map((j) => j.data),
+      jobs.map((j) => j.attempts),
+      jobs.map((j) => j.enqueuedAt),
+      jobs.map((j) => j.scheduleAt),
+      jobs.map((j) => j.expectedAt),
+    ],
+    { prepare: true },
+  );
+}
+
 /** A failed job's row. */
 export interface FailedRow extends JobRecord {
   failedAt: Date;

@@ -27,6 +27,8 @@ export interface TakeResult {
    * (negative or zero: it is due now), or null when none is scheduled.
    */
   dueInMs: number | null;
+  /** The server process that ran the statement (to end it if stuck). */
+  pid: number;
 }
 
 /**
@@ -64,7 +66,8 @@ export function takeJobsSql(names: TableNames, task: boolean): string {
     )
     select t.id::text, t.data::text, t.enqueued_at, t.schedule_at,
       t.expected_at, t.task, t.attempts,
-      extract(epoch from (select at from due) - clock_timestamp()) * 1000
+      extract(epoch from (select at from due) - clock_timestamp()) * 1000,
+      pg_backend_pid()
     from (select) as one left join taken as t on true`;
 }
 
@@ -83,6 +86,7 @@ export async function takeJobs(
   const result: TakeResult = {
     rows: [],
     dueInMs: due == null ? null : Number(due),
+    pid: rows[0]?.[8],
   };
   for (const row of rows) {
     if (row[0] === null) continue;

@@ -1,0 +1,72 @@
+/**
+ * The `job.tx` a handler gets: the job's savepoint transaction, usable only
+ * while the job runs.
+ *
+ * After a job ends (or its worker gives up on it), its transaction belongs to
+ * the next job of the batch, or its connection to the pool; a handler that
+ * kept running past that point must not write there. The guard turns such a
+ * late use into an error instead, as it does a use after the connection
+ * closed.
+ *
+ * @module
+ */
+
+import type { TransactionSql } from "./types.ts";
+
+/** A transaction handle that can be closed. */
+export interface GuardedTransaction {
+  /** What the handler gets as `job.tx`. */
+  readonly tx: TransactionSql;
+  /** Makes every later use of `tx` throw. */
+  close(): void;
+}
+
+/** Wraps `tx` so that it throws once {@linkcode GuardedTransaction.close}d. */
+export function guardTransaction(
+  tx: TransactionSql,
+  describeJob: string,
+  isDead: () => boolean,
+): GuardedTransaction {
+  let open = true;
+  const check = () => {
+    if (!open) {
+      throw new Error(
+        `The transaction of ${describeJob} has ended: a handler can use job.tx only until it returns`,
+      );
+    }
+    if (isDead()) {
+      // Writing on a closed connection crashes postgres.js 3.4.9; see
+      // safe_transaction.ts. The server rolled the transaction back.
+      throw Object.assign(
+        new Error(`The connection of ${describeJob}'s transaction closed`),
+        { code: "CONNECTION_CLOSED" },
+      );
+    }
+  };
+  const methods = new Map<PropertyKey, unknown>();
+  const guarded = new Proxy(tx, {
+    apply(target, thisArg, args) {
+      check();
+      return Reflect.apply(target, thisArg, args);
+    },
+    get(target, property) {
+      const value = Reflect.get(target, property);
+      if (typeof value !== "function") return value;
+      let method = methods.get(property);
+      if (!method) {
+        method = (...args: unknown[]) => {
+          check();
+          return Reflect.apply(value, target, args);
+        };
+        methods.set(property, method);
+      }
+      return method;
+    },
+  });
+  return {
+    tx: guarded,
+    close() {
+      open = false;
+    },
+  };
+}

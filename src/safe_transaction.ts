@@ -1,0 +1,105 @@
+/**
+ * `sql.begin()` for the worker, safe when the connection dies mid-way.
+ *
+ * In postgres.js 3.4.9, when a transaction's connection closes (the server
+ * process was terminated, the network dropped), `sql.begin()` rejects at once,
+ * but its callback goes on; when the callback then settles, postgres.js sends
+ * `ROLLBACK` (or `ROLLBACK TO SAVEPOINT`) on the dead connection. That write
+ * throws from a `setImmediate` callback, which crashes Node and Bun
+ * (porsager/postgres#1154, #1208; fixes open as #1209 and #1215), or runs
+ * on a fresh connection outside any transaction.
+ *
+ * The server has already rolled the transaction back, so nothing needs to be
+ * sent. This module makes sure nothing is: once the connection is known dead,
+ * pq's statements and `job.tx` refuse to run, and the callbacks given to
+ * `begin()` and `savepoint()` never settle, so postgres.js never reaches its
+ * rollback. (Their pending promises hold no timer or socket and are
+ * collected.)
+ *
+ * @module
+ */
+
+import type { Sql, TransactionSql } from "./types.ts";
+
+/** A transaction and whether its connection is known to be dead. */
+export interface SafeTransaction {
+  /** The transaction from `sql.begin()`. */
+  readonly tx: TransactionSql;
+  /** True once the connection closed. */
+  readonly dead: boolean;
+  /**
+   * Awaits `work` (a statement, a savepoint, a handler). If it fails because
+   * the connection died, never settles; other failures are re-thrown.
+   */
+  run<T>(work: Promise<T>): Promise<T>;
+}
+
+const SQLSTATE_CONNECTION_LOST = /^(08|57P0)/;
+const DRIVER_CONNECTION_LOST = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+  "CONNECT_TIMEOUT",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+]);
+
+/**
+ * True for errors that mean the connection is gone: the driver's own
+ * (`CONNECTION_CLOSED`, ...) and the server's connection exceptions (SQLSTATE
+ * class 08, and 57P01-57P03: terminated, crashed, starting up).
+ */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" &&
+    (DRIVER_CONNECTION_LOST.has(code) || SQLSTATE_CONNECTION_LOST.test(code));
+}
+
+/** A promise that never settles. */
+function never(): Promise<never> {
+  return new Promise<never>(() => {});
+}
+
+/** Waits for the next turn of the event loop. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * Runs `fn` in `sql.begin()`. Resolves with its result once committed;
+ * rejects with `fn`'s error (after the rollback), or with the driver's
+ * connection error when the connection dies.
+ */
+export async function beginSafely<R>(
+  sql: Sql,
+  fn: (transaction: SafeTransaction) => Promise<R>,
+): Promise<R> {
+  let dead = false;
+  const begun = sql.begin((tx) => {
+    const transaction: SafeTransaction = {
+      tx,
+      get dead() {
+        return dead;
+      },
+      async run<T>(work: Promise<T>): Promise<T> {
+        if (dead) return never();
+        try {
+          return await work;
+        } catch (error) {
+          if (isConnectionError(error) || dead) return never();
+          // The close may be reported a moment after the failure it caused.
+          await nextTurn();
+          if (dead) return never();
+          throw error;
+        }
+      },
+    };
+    return fn(transaction);
+  });
+  begun.then(undefined, () => {
+    dead = true;
+  });
+  return await begun as R;
+}

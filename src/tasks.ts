@@ -1,0 +1,285 @@
+/**
+ * Tasks: named handlers registered on a queue, and the functions that
+ * enqueue them.
+ *
+ * A task job is a row whose `task` column names its handler and whose data
+ * holds the handler's argument. `get()` never returns task jobs and `work()`
+ * never runs plain ones: the two share a queue name without meeting.
+ *
+ * @module
+ */
+
+import type { Codec } from "./codecs.ts";
+import type { PQCore } from "./core.ts";
+import { describe } from "./describe.ts";
+import { type DurationInput, parseDuration } from "./duration.ts";
+import { checkName } from "./names.ts";
+import { checkOptions } from "./options.ts";
+import { type PutOptions, readTimes, withAction } from "./queue.ts";
+import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
+import type { Executor, TransactionSql } from "./types.ts";
+
+/** Options of a task: its default times and its retry policy. */
+export interface TaskOptions extends PutOptions {
+  /** How many times a failed run is retried (default 0: one run only). */
+  maxRetries?: number;
+  /** How long after a failure to retry (default `"30s"`). */
+  retryIn?: DurationInput;
+  /**
+   * `"fixed"` (default) waits `retryIn` each time; `"exponential"` doubles
+   * it after each failure, with jitter (between half and all of the
+   * doubled delay), up to one day.
+   */
+  backoff?: "fixed" | "exponential";
+}
+
+/** What a handler gets besides its argument: the running job. */
+export interface TaskJob {
+  /** The job's id (the id the enqueuing call returned). */
+  readonly id: string;
+  /** The queue's name. */
+  readonly queue: string;
+  /** The task's name. */
+  readonly task: string;
+  /** Which run this is: 1 on the first, 2 on the first retry, ... */
+  readonly attempt: number;
+  /** Aborted when the worker stops for good (after its grace period). */
+  readonly signal: AbortSignal;
+  /**
+   * The job's transaction: what the handler writes through it commits
+   * together with the job leaving the queue, or not at all.
+   */
+  readonly tx: TransactionSql;
+  /** When the job was put. */
+  readonly enqueuedAt: Date;
+  /** When it was scheduled, if it was (for a retry: the retry's time). */
+  readonly scheduleAt: Date | null;
+  /** Its expected time, if it had one. */
+  readonly expectedAt: Date | null;
+}
+
+/** A task's handler: does the work of one job. */
+export type TaskHandler<A> = (
+  args: A,
+  job: TaskJob,
+) => unknown | Promise<unknown>;
+
+/** One job of {@linkcode Task.many}: its argument and, optionally, times. */
+export interface TaskInput<A> extends PutOptions {
+  /** The handler's argument. */
+  args: A;
+}
+
+/**
+ * A registered task: call it to enqueue a job that runs its handler.
+ *
+ * @typeParam A The handler's argument type.
+ */
+export interface Task<A> {
+  /**
+   * Enqueues a job of this task; the task's default times apply unless
+   * `options` overrides them.
+   */
+  (args: A, options?: PutOptions): Promise<string>;
+  /** The task's name. */
+  readonly taskName: string;
+  /** Enqueues many jobs in one statement; returns their ids in order. */
+  many(items: readonly TaskInput<A>[], options?: PutOptions): Promise<string[]>;
+  /** The same task, enqueuing inside the caller's transaction. */
+  with(tx: TransactionSql): Task<A>;
+}
+
+/** A task as the worker sees it. Internal. */
+export interface TaskDefinition {
+  name: string;
+  // deno-lint-ignore no-explicit-any
+  handler: TaskHandler<any>;
+  /** The codec of the queue the task was registered on. */
+  codec: Codec;
+  maxRetries: number;
+  retryInMs: number;
+  backoff: "fixed" | "exponential";
+}
+
+/** Tasks of one queue, by name. */
+export type TaskRegistry = Map<string, TaskDefinition>;
+
+const TASK_OPTIONS = [
+  "scheduleAt",
+  "expectedAt",
+  "maxRetries",
+  "retryIn",
+  "backoff",
+] as const;
+const CALL_OPTIONS = ["scheduleAt", "expectedAt"] as const;
+const TASK_INPUT_KEYS = ["args", "scheduleAt", "expectedAt"] as const;
+/** The longest exponential backoff: one day. */
+const MAX_BACKOFF_MS = 86_400_000;
+
+/** The registry of a queue's tasks, made on first use. */
+export function taskRegistry(core: PQCore, queue: string): TaskRegistry {
+  let registry = core.tasks.get(queue);
+  if (!registry) core.tasks.set(queue, registry = new Map());
+  return registry;
+}
+
+/**
+ * Registers a task on a queue and returns its enqueuing function.
+ *
+ * @throws {Error} If the queue already has a task of that name.
+ */
+export function registerTask<A>(
+  core: PQCore,
+  queue: string,
+  codec: Codec,
+  name: string,
+  handler: TaskHandler<A>,
+  options: TaskOptions | undefined,
+): Task<A> {
+  const action = `register task ${describe(name)}`;
+  checkName(name, "A task name");
+  if (typeof handler !== "function") {
+    throw new TypeError(
+      `Cannot ${action}: the handler must be a function: received ${
+        describe(handler)
+      }`,
+    );
+  }
+  let definition: TaskDefinition;
+  let defaults: { scheduleAt: When; expectedAt: When };
+  try {
+    const o = checkOptions(options, TASK_OPTIONS);
+    const maxRetries = o.maxRetries ?? 0;
+    if (!Number.isSafeInteger(maxRetries) || maxRetries < 0) {
+      throw new TypeError(
+        `'maxRetries' must be a whole number of at least 0: received ${
+          describe(o.maxRetries)
+        }`,
+      );
+    }
+    const backoff = o.backoff ?? "fixed";
+    if (backoff !== "fixed" && backoff !== "exponential") {
+      throw new TypeError(
+        `'backoff' must be "fixed" or "exponential": received ${
+          describe(o.backoff)
+        }`,
+      );
+    }
+    definition = {
+      name,
+      handler,
+      codec,
+      maxRetries,
+      retryInMs: parseDuration(o.retryIn ?? "30s", "retryIn"),
+      backoff,
+    };
+    // Relative defaults ("1h") stay relative: the server adds them to the
+    // time of each enqueuing statement.
+    defaults = readTimes(
+      { scheduleAt: o.scheduleAt, expectedAt: o.expectedAt },
+      CALL_OPTIONS,
+      action,
+    );
+  } catch (error) {
+    withAction(action, error);
+  }
+  const registry = taskRegistry(core, queue);
+  if (registry.has(name)) {
+    throw new Error(
+      `Cannot ${action}: the queue ${
+        describe(queue)
+      } already has a task of that name`,
+    );
+  }
+  registry.set(name, definition);
+  return enqueuer<A>(core, core.sql, queue, codec, name, defaults);
+}
+
+/** Builds a task's enqueuing function, on the client or a transaction. */
+function enqueuer<A>(
+  core: PQCore,
+  db: Executor,
+  queue: string,
+  codec: Codec,
+  name: string,
+  defaults: { scheduleAt: When; expectedAt: When },
+): Task<A> {
+  const times = (options: PutOptions | undefined, action: string) => {
+    const own = readTimes(options, CALL_OPTIONS, action);
+    return {
+      scheduleAt: own.scheduleAt ?? defaults.scheduleAt,
+      expectedAt: own.expectedAt ?? defaults.expectedAt,
+    };
+  };
+  const action = `enqueue task ${describe(name)}`;
+  const task = async (args: A, options?: PutOptions): Promise<string> => {
+    const job = { data: codec.encode(args), ...times(options, action) };
+    checkOpen(core, action);
+    return await insertJob(db, core.statements.insertJob, queue, name, job);
+  };
+  const many = async (
+    items: readonly TaskInput<A>[],
+    options?: PutOptions,
+  ): Promise<string[]> => {
+    if (!Array.isArray(items)) {
+      throw new TypeError(
+        `Cannot ${action}: expected an array of { args } items: received ${
+          describe(items)
+        }`,
+      );
+    }
+    const shared = times(options, action);
+    const jobs = items.map((item, i) => {
+      const where = `${action} (item ${i})`;
+      if (item === null || typeof item !== "object" || !("args" in item)) {
+        throw new TypeError(
+          `Cannot ${where}: expected an object with 'args': received ${
+            describe(item)
+          }`,
+        );
+      }
+      const own: { scheduleAt: When; expectedAt: When } = readTimes(
+        item,
+        TASK_INPUT_KEYS,
+        where,
+      );
+      return {
+        data: codec.encode(item.args),
+        scheduleAt: own.scheduleAt ?? shared.scheduleAt,
+        expectedAt: own.expectedAt ?? shared.expectedAt,
+      };
+    });
+    checkOpen(core, action);
+    return await insertJobs(db, core.statements.insertJobs, queue, name, jobs);
+  };
+  const bind = (tx: TransactionSql): Task<A> => {
+    if (typeof tx !== "function" || typeof tx.unsafe !== "function") {
+      throw new TypeError(
+        `Cannot bind task ${
+          describe(name)
+        }: expected a transaction from sql.begin(): received ${describe(tx)}`,
+      );
+    }
+    return enqueuer<A>(core, tx, queue, codec, name, defaults);
+  };
+  return Object.assign(task, { taskName: name, many, with: bind });
+}
+
+function checkOpen(core: PQCore, action: string): void {
+  if (core.closed) throw new Error(`Cannot ${action}: this PQ is closed`);
+}
+
+/**
+ * The delay before retry number `attempt` (1: after the first run failed).
+ */
+export function retryDelay(
+  definition: TaskDefinition,
+  attempt: number,
+): number {
+  if (definition.backoff === "fixed") return definition.retryInMs;
+  const full = Math.min(
+    definition.retryInMs * 2 ** (attempt - 1),
+    MAX_BACKOFF_MS,
+  );
+  return Math.round(full / 2 + Math.random() * full / 2);
+}

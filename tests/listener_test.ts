@@ -1,0 +1,80 @@
+/**
+ * The listener: one connection per PQ, reconnecting when it drops.
+ */
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { databaseUrl } from "./_db.ts";
+import { openTestPQ, since, sleep, type TestPQ } from "./_pq.ts";
+
+/** Backends of pq listeners on this database. */
+async function listenerPids(sql: postgres.Sql): Promise<number[]> {
+  const rows = await sql`select pid from pg_stat_activity
+    where application_name = 'pq listener' and datname = current_database()`;
+  return rows.map((r) => r.pid);
+}
+
+describe("listener", () => {
+  let t: TestPQ;
+
+  before(async () => {
+    // A poll interval far beyond the test's bounds: only LISTEN can wake.
+    t = await openTestPQ("listener", { pollInterval: "1m" });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  test("one connection listens for all queues of a PQ", async () => {
+    const gets = ["a", "b", "c"].map((name) =>
+      t.pq.queue(name).get({ timeout: 500 })
+    );
+    await sleep(200);
+    assert.equal((await listenerPids(t.sql)).length, 1);
+    await Promise.all(gets);
+  });
+
+  test("waiting getters look again at once when the listener reconnects", async () => {
+    const q = t.pq.queue("reconnect");
+    const start = performance.now();
+    const got = q.get({ timeout: "20s" });
+    await sleep(300);
+    const [pid] = await listenerPids(t.sql);
+    assert.ok(pid, "a listener is connected");
+    // Kill the listener and put while it is down: that notification is lost.
+    const other = postgres(databaseUrl(), { max: 1 });
+    try {
+      await other`select pg_terminate_backend(${pid})`;
+      await other`insert into ${
+        other(t.scratch.schema)
+      }.queue (queue, data) values ('reconnect', '"missed"')`;
+    } finally {
+      await other.end();
+    }
+    assert.equal((await got)?.data, "missed");
+    assert.ok(since(start) < 3_000, `found after ${since(start)} ms`);
+    const [again] = await listenerPids(t.sql);
+    assert.ok(again && again !== pid, "a new listener connection");
+  });
+
+  test("a put wakes exactly as many getters as it made jobs ready", async () => {
+    const q = t.pq.queue("counted");
+    const results: (string | null)[] = [];
+    const getters = Array.from(
+      { length: 5 },
+      () =>
+        q.get({ timeout: 1_500 }).then((job) => {
+          results.push(job ? String(job.data) : null);
+        }),
+    );
+    await sleep(300);
+    await q.putMany([{ data: "one" }, { data: "two" }]);
+    await Promise.all(getters);
+    assert.deepEqual(
+      results.filter((r) => r !== null).sort(),
+      ["one", "two"],
+    );
+    assert.equal(results.filter((r) => r === null).length, 3);
+  });
+});
