@@ -106,6 +106,7 @@ function sharedObjects(n: TableNames): string[] {
                count(*) filter (where j.state = 'ready' and j.task is not null) as tasks,
                count(*) filter (where j.state = 'scheduled') as scheduled
         from new_rows as j
+        where j.state in ('ready', 'scheduled')
         group by j.queue
       loop
         if exists (

@@ -430,6 +430,32 @@ describe("tasks", () => {
     assert.ok(Math.max(...latencies) < 250, `latencies ${latencies}`);
   });
 
+  test("a task enqueued with task.with(tx) exists only if the transaction commits", async () => {
+    const q = fresh();
+    const eat = q.task("eat", () => {});
+    await t.sql.begin((tx) => eat.with(tx)({ kind: "kept" }));
+    await assert.rejects(t.sql.begin(async (tx) => {
+      await eat.with(tx).many([{ args: 1 }, { args: 2 }]);
+      throw new Error("undo");
+    }));
+    assert.equal(await q.size(), 1);
+    assert.equal((await q.work({ burst: true })).done, 1);
+  });
+
+  test("two workers in one process share a queue, each job done once", async () => {
+    const q = fresh();
+    const seen: string[] = [];
+    const eat = q.task("eat", (_: number, job) => void seen.push(job.id));
+    await eat.many(Array.from({ length: 300 }, (_, i) => ({ args: i })));
+    const [a, b] = await Promise.all([
+      q.work({ burst: true, concurrency: 3 }),
+      q.work({ burst: true, concurrency: 2 }),
+    ]);
+    assert.equal(a.done + b.done, 300);
+    assert.equal(seen.length, 300);
+    assert.equal(new Set(seen).size, 300);
+  });
+
   test("1,000 jobs over two worker processes are each done exactly once", async () => {
     const q = t.pq.queue("work");
     await record.many(Array.from({ length: 1_000 }, (_, i) => ({ args: i })));
