@@ -8,17 +8,19 @@
  * together, or the job goes back to the queue.
  *
  * @example Put and get a job
- * ```ts ignore
+ * ```ts
  * import postgres from "postgres";
  * import { createPQ } from "@pq/pq";
+ * import assert from "node:assert/strict";
  *
- * const sql = postgres(Deno.env.get("DATABASE_URL")!);
- * await using pq = createPQ(sql);
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+ * const pq = createPQ(sql, { table: "pq_examples" });
  * await pq.create();
- * const apples = pq.queue("apples");
+ * const apples = pq.queue<{ kind: string }>("module-apples");
  * await apples.put({ kind: "Cox" });
  * const job = await apples.get();
- * console.log(job?.data); // { kind: "Cox" }
+ * assert.equal(job?.data.kind, "Cox");
+ * await pq.close();
  * await sql.end();
  * ```
  *

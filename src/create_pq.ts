@@ -16,7 +16,23 @@ import { Queue, withAction } from "./queue.ts";
 import { createSchema, currentSchema, tableNames } from "./schema.ts";
 import type { Sql } from "./types.ts";
 
-/** Options of {@linkcode createPQ}. */
+/**
+ * Options of {@linkcode createPQ}.
+ *
+ * @example Options for a pooler
+ * ```ts
+ * import type { PQOptions } from "@pq/pq";
+ *
+ * // Behind PgBouncer in transaction mode: no LISTEN, poll every 250 ms.
+ * const options: PQOptions = {
+ *   table: "jobs",
+ *   schema: "app",
+ *   listen: false,
+ *   pollInterval: "250ms",
+ *   timeout: "30s",
+ * };
+ * ```
+ */
 export interface PQOptions {
   /** The table that holds the jobs of every queue. Default `"queue"`. */
   table?: string;
@@ -49,7 +65,16 @@ export interface PQOptions {
   pollInterval?: DurationInput;
 }
 
-/** Options of {@linkcode PQ.queue}. */
+/**
+ * Options of {@linkcode PQ.queue}.
+ *
+ * @example A queue name with a slash
+ * ```ts
+ * import type { QueueOptions } from "@pq/pq";
+ *
+ * const options: QueueOptions = { codec: "json" }; // "reports/2024" is the name
+ * ```
+ */
 export interface QueueOptions {
   /**
    * The codec, by name (`"json"`, `"pickle"` or one of `codecs`). When set,
@@ -75,10 +100,19 @@ const PQ_OPTIONS = [
  * client and one listening connection.
  *
  * @example Create the table and use a queue
- * ```ts ignore
- * await using pq = createPQ(sql);
+ * ```ts
+ * import postgres from "postgres";
+ * import { createPQ } from "@pq/pq";
+ * import assert from "node:assert/strict";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+ * const pq = createPQ(sql, { table: "pq_examples" });
  * await pq.create();
- * await pq.queue("apples").put({ kind: "Cox" });
+ * const apples = pq.queue("class-apples");
+ * await apples.put({ kind: "Cox" });
+ * assert.deepEqual((await apples.get())?.data, { kind: "Cox" });
+ * await pq.close();
+ * await sql.end();
  * ```
  */
 export class PQ {
@@ -110,8 +144,18 @@ export class PQ {
    * @returns Once the table is ready.
    *
    * @example
-   * ```ts ignore
-   * await createPQ(sql).create();
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * await pq.create(); // again: nothing changes
+   * assert.equal(pq.table, "pq_examples");
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async create(): Promise<void> {
@@ -133,10 +177,25 @@ export class PQ {
    * @throws {RangeError} If the name is longer than 1,024 bytes.
    *
    * @example
-   * ```ts ignore
-   * const apples = pq.queue<{ kind: string }>("apples");
-   * const rich = pq.queue("apples/pickle");
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const plain = pq.queue<{ kind: string }>("queue-apples");
+   * const rich = pq.queue("queue-apples/pickle"); // same queue name, pickle codec
+   * assert.equal(rich.name, "queue-apples");
    * const slashed = pq.queue("a/b", { codec: "json" });
+   * assert.equal(slashed.name, "a/b");
+   * assert.throws(() => pq.queue("apples/csv"), TypeError); // unknown codec
+   * await rich.put({ at: new Date(0) });
+   * assert.ok(((await rich.get())?.data as { at: Date }).at instanceof Date);
+   * await plain.clear();
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   queue<T = unknown>(name: string, options?: QueueOptions): Queue<T> {
@@ -181,8 +240,16 @@ export class PQ {
    * @returns Once everything of pq is stopped.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
    * await pq.close();
+   * await assert.rejects(pq.queue("closed").put(1), /closed/);
    * await sql.end();
    * ```
    */
@@ -195,6 +262,21 @@ export class PQ {
    * Closes the PQ at the end of an `await using` block.
    *
    * @returns Once closed.
+   *
+   * @example
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * {
+   *   await using pq = createPQ(sql, { table: "pq_examples" });
+   *   await pq.create();
+   *   await pq.queue("dispose-apples").put(1);
+   * } // pq.close() runs here
+   * await sql.end();
+   * ```
    */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
@@ -211,16 +293,18 @@ export class PQ {
  * @throws {RangeError} If the table or schema name is longer than 63 bytes.
  *
  * @example Put and get a job
- * ```ts ignore
+ * ```ts
  * import postgres from "postgres";
  * import { createPQ } from "@pq/pq";
+ * import assert from "node:assert/strict";
  *
- * const sql = postgres(Deno.env.get("DATABASE_URL")!);
- * await using pq = createPQ(sql);
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+ * const pq = createPQ(sql, { table: "pq_examples", timeout: "2s" });
  * await pq.create();
- * const apples = pq.queue("apples");
+ * const apples = pq.queue<{ kind: string }>("create-apples");
  * await apples.put({ kind: "Cox" });
- * console.log((await apples.get())?.data); // { kind: "Cox" }
+ * assert.equal((await apples.get())?.data.kind, "Cox");
+ * await pq.close();
  * await sql.end();
  * ```
  */

@@ -26,9 +26,24 @@ export interface JobOrigin {
  * A job taken from a queue by `get()`, with its data decoded.
  *
  * @example Take a job and read it
- * ```ts ignore
- * const job = await pq.queue("apples").get();
- * if (job) console.log(job.id, job.data, `${job}`);
+ * ```ts
+ * import postgres from "postgres";
+ * import { createPQ } from "@pq/pq";
+ * import assert from "node:assert/strict";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+ * const pq = createPQ(sql, { table: "pq_examples" });
+ * await pq.create();
+ * const apples = pq.queue<{ kind: string }>("job-apples");
+ * await apples.put({ kind: "Cox" }, { expectedAt: "1m" });
+ * const job = await apples.get();
+ * assert.ok(job);
+ * assert.equal(job.queue, "job-apples");
+ * assert.equal(job.data.kind, "Cox");
+ * assert.equal(job.size, '{"kind":"Cox"}'.length);
+ * assert.ok(job.expectedAt instanceof Date);
+ * await pq.close();
+ * await sql.end();
  * ```
  */
 export class Job<T = unknown> {
@@ -78,9 +93,23 @@ export class Job<T = unknown> {
    * @throws {TypeError} If the codec cannot encode `data`; nothing is written.
    *
    * @example Record a result on the job
-   * ```ts ignore
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const apples = pq.queue<{ kind: string; eaten?: boolean }>("update-apples");
+   * await apples.put({ kind: "Cox" });
    * const job = await apples.get();
-   * if (job) await job.update({ ...job.data, eaten: true });
+   * assert.ok(job);
+   * await job.update({ ...job.data, eaten: true });
+   * assert.equal(job.size, '{"kind":"Cox","eaten":true}'.length);
+   * await apples.clear(); // also removes the kept record
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async update(data: T): Promise<void> {
@@ -99,8 +128,20 @@ export class Job<T = unknown> {
    * Describes the job: id, queue, size and its three times.
    *
    * @example
-   * ```ts ignore
-   * `${job}` // '<pq.Job id=1 queue="apples" size=15 enqueuedAt=2026-… scheduleAt=null expectedAt=null>'
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const apples = pq.queue("string-apples");
+   * await apples.put({ kind: "Cox" });
+   * const job = await apples.get();
+   * assert.match(`${job}`, /^<pq.Job id=\d+ queue="string-apples" size=14 enqueuedAt=\S+ scheduleAt=null expectedAt=null>$/);
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   toString(): string {

@@ -30,6 +30,13 @@ const REGISTRATION_TTL_MS = 10_000;
 const IDLE_CLOSE_MS = 10_000;
 /** Longest pause between attempts to reconnect the control connection. */
 const MAX_RECONNECT_DELAY_MS = 5_000;
+/**
+ * The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): runtimes
+ * fire a longer `setTimeout` after 1 ms instead, which made getters poll in a
+ * busy loop while a job was scheduled further ahead (tests/bad_input_test.ts).
+ * Longer waits end early and look again.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** One getter (or idle worker slot) waiting for a job. */
 export class Waiter {
@@ -66,7 +73,10 @@ export class Waiter {
         else reject(result.reason);
       };
       const onAbort = () => done({ reason: signal!.reason });
-      const timer = setTimeout(() => done(false), Math.max(0, ms));
+      const timer = setTimeout(
+        () => done(false),
+        Math.min(Math.max(0, ms), MAX_TIMER_MS),
+      );
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#resolve = done;
     });
@@ -111,7 +121,7 @@ export class Lane {
     this.#dueTimer = setTimeout(() => {
       this.#dueAt = Infinity;
       this.wake(1);
-    }, Math.max(0, dueInMs) + 1);
+    }, Math.min(Math.max(0, dueInMs) + 1, MAX_TIMER_MS));
   }
 
   /** Stops the due timer (the lane has no waiters left). */
@@ -191,7 +201,11 @@ export class Listener {
     if (this.#waiting === 0) {
       clearTimeout(this.#pollTimer);
       this.#pollTimer = undefined;
-      this.#idleTimer ??= setTimeout(() => this.#idle(), IDLE_CLOSE_MS);
+      // Not after close(): a getter that close() cancelled leaves later,
+      // and that timer kept a short-lived process alive for 10 s.
+      if (!this.#closed) {
+        this.#idleTimer ??= setTimeout(() => this.#idle(), IDLE_CLOSE_MS);
+      }
     }
   }
 
@@ -320,7 +334,10 @@ export class Listener {
     if (this.#pollTimer || this.#closed) return;
     // A little jitter keeps many processes from polling in step.
     const interval = this.#options.pollIntervalMs * (0.9 + Math.random() * 0.2);
-    this.#pollTimer = setTimeout(() => this.#poll(), interval);
+    this.#pollTimer = setTimeout(
+      () => this.#poll(),
+      Math.min(interval, MAX_TIMER_MS),
+    );
   }
 
   /** The safety net: one query for all lanes, then wakes as many as ready. */

@@ -34,7 +34,17 @@ import {
 import type { Executor, TransactionSql } from "./types.ts";
 import { Worker, type WorkOptions, type WorkStats } from "./worker.ts";
 
-/** Options of {@linkcode Queue.put}. */
+/**
+ * Options of {@linkcode Queue.put}.
+ *
+ * @example Delay and priority
+ * ```ts
+ * import type { PutOptions } from "@pq/pq";
+ *
+ * const later: PutOptions = { scheduleAt: "5m" };
+ * const urgent: PutOptions = { expectedAt: new Date(Date.now() + 60_000) };
+ * ```
+ */
 export interface PutOptions {
   /**
    * When the job may be taken at the earliest: a Date, milliseconds from
@@ -49,13 +59,35 @@ export interface PutOptions {
   expectedAt?: TimeInput;
 }
 
-/** One job of {@linkcode Queue.putMany}: its data and, optionally, its times. */
+/**
+ * One job of {@linkcode Queue.putMany}: its data and, optionally, its times.
+ *
+ * @example Items of a batch
+ * ```ts
+ * import type { JobInput } from "@pq/pq";
+ *
+ * const items: JobInput<{ kind: string }>[] = [
+ *   { data: { kind: "Cox" } },
+ *   { data: { kind: "Fuji" }, scheduleAt: "1h" },
+ * ];
+ * ```
+ */
 export interface JobInput<T = unknown> extends PutOptions {
   /** The job's data. */
   data: T;
 }
 
-/** Options of {@linkcode Queue.get}. */
+/**
+ * Options of {@linkcode Queue.get}.
+ *
+ * @example Wait up to 30 seconds, or until told to stop
+ * ```ts
+ * import type { GetOptions } from "@pq/pq";
+ *
+ * const stop = new AbortController();
+ * const options: GetOptions = { timeout: "30s", signal: stop.signal };
+ * ```
+ */
 export interface GetOptions {
   /** Wait for a job when none is ready (default true). */
   block?: boolean;
@@ -68,13 +100,33 @@ export interface GetOptions {
   signal?: AbortSignal;
 }
 
-/** Options of {@linkcode Queue.failed}. */
+/**
+ * Options of {@linkcode Queue.failed}.
+ *
+ * @example The ten oldest failures
+ * ```ts
+ * import type { FailedOptions } from "@pq/pq";
+ *
+ * const options: FailedOptions = { limit: 10 };
+ * ```
+ */
 export interface FailedOptions {
   /** The most jobs to list, oldest first (default 1,000). */
   limit?: number;
 }
 
-/** A task job that used up its attempts (or whose task was unknown). */
+/**
+ * A task job that used up its attempts (or whose task was unknown).
+ *
+ * @example Report failures
+ * ```ts
+ * import type { FailedJob } from "@pq/pq";
+ *
+ * function report(job: FailedJob): string {
+ *   return `${job.task} #${job.id} failed ${job.attempts} time(s): ${job.error?.message}`;
+ * }
+ * ```
+ */
 export interface FailedJob {
   /** The job's id; pass it to {@linkcode Queue.retry}. */
   id: string;
@@ -98,13 +150,36 @@ export interface FailedJob {
   failedAt: Date;
 }
 
-/** Options of {@linkcode Queue.iterate}. */
+/**
+ * Options of {@linkcode Queue.iterate}.
+ *
+ * @example Iterate for a minute at most
+ * ```ts
+ * import type { IterateOptions } from "@pq/pq";
+ *
+ * const options: IterateOptions = {
+ *   timeout: "5s",
+ *   signal: AbortSignal.timeout(60_000),
+ * };
+ * ```
+ */
 export interface IterateOptions {
   /** How long each wait lasts before the iterator yields `null`. */
   timeout?: DurationInput;
   /** Ends the iteration (without an error) when aborted. */
   signal?: AbortSignal;
 }
+
+/** The largest job id: ids are PostgreSQL `bigint`s. */
+const MAX_JOB_ID = 2n ** 63n - 1n;
+/**
+ * The times pq stores: the driver sends a Date as `toISOString()`, whose
+ * six-digit years (after 9999, before year 1) the server rejects with a
+ * misleading "time zone displacement out of range"; a delay that ends later
+ * could be stored but not read back into a Date.
+ */
+const FIRST_DATE = Date.parse("0001-01-01T00:00:00.000Z");
+const LAST_DATE = Date.parse("9999-12-31T23:59:59.999Z");
 
 const PUT_OPTIONS = ["scheduleAt", "expectedAt"] as const;
 const JOB_INPUT_KEYS = ["data", "scheduleAt", "expectedAt"] as const;
@@ -116,6 +191,12 @@ const ITERATE_OPTIONS = ["timeout", "signal"] as const;
  * message says what failed: `Cannot put job: 'scheduleAt' must be ...`.
  */
 export function withAction(action: string, error: unknown): never {
+  // Already said (readTimes inside a task's options): say it once.
+  if (
+    error instanceof Error && error.message.startsWith(`Cannot ${action}: `)
+  ) {
+    throw error;
+  }
   if (error instanceof TypeError) {
     throw new TypeError(`Cannot ${action}: ${error.message}`);
   }
@@ -136,14 +217,36 @@ export function readTimes(
     return {
       scheduleAt: scheduleAt === undefined
         ? undefined
-        : resolveTime(scheduleAt, "scheduleAt"),
+        : storableTime(scheduleAt, "scheduleAt"),
       expectedAt: expectedAt === undefined
         ? undefined
-        : resolveTime(expectedAt, "expectedAt"),
+        : storableTime(expectedAt, "expectedAt"),
     };
   } catch (error) {
     withAction(action, error);
   }
+}
+
+/** Reads a time with {@linkcode resolveTime}; a Date must suit PostgreSQL. */
+function storableTime(input: TimeInput, what: string): When {
+  const time = resolveTime(input, what);
+  if ("at" in time) {
+    const ms = time.at.getTime();
+    if (ms < FIRST_DATE || ms > LAST_DATE) {
+      throw new RangeError(
+        `'${what}' must be a Date from year 1 to 9999: received ${
+          describe(input)
+        }`,
+      );
+    }
+  } else if (Date.now() + time.delayMs > LAST_DATE) {
+    throw new RangeError(
+      `'${what}' must be a delay that ends before the year 10000: received ${
+        describe(input)
+      }`,
+    );
+  }
+  return time;
 }
 
 /**
@@ -153,11 +256,20 @@ export function readTimes(
  * @typeParam T The type of the jobs' data.
  *
  * @example Put and get
- * ```ts ignore
- * const apples = pq.queue<{ kind: string }>("apples");
+ * ```ts
+ * import postgres from "postgres";
+ * import { createPQ } from "@pq/pq";
+ * import assert from "node:assert/strict";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+ * const pq = createPQ(sql, { table: "pq_examples" });
+ * await pq.create();
+ * const apples = pq.queue<{ kind: string }>("class-queue");
  * await apples.put({ kind: "Cox" });
  * const job = await apples.get();
- * console.log(job?.data.kind); // "Cox"
+ * assert.equal(job?.data.kind, "Cox");
+ * await pq.close();
+ * await sql.end();
  * ```
  */
 export class Queue<T = unknown> {
@@ -201,10 +313,26 @@ export class Queue<T = unknown> {
    * @throws {RangeError} If a time is out of range.
    *
    * @example Delayed and prioritized jobs
-   * ```ts ignore
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const apples = pq.queue<{ kind: string }>("put-apples");
+   * await apples.clear();
    * const id = await apples.put({ kind: "Cox" });
+   * assert.match(id, /^\d+$/);
    * await apples.put({ kind: "Fuji" }, { scheduleAt: "5m" });
    * await apples.put({ kind: "Gala" }, { expectedAt: "1h30m" });
+   * assert.equal(await apples.size(), 2); // Fuji waits five minutes
+   * assert.equal((await apples.get())?.data.kind, "Gala"); // priority first
+   * await assert.rejects(apples.put({ kind: "Elstar" }, { scheduleAt: "5x" }), TypeError);
+   * await apples.clear();
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async put(data: T, options?: PutOptions): Promise<string> {
@@ -230,11 +358,26 @@ export class Queue<T = unknown> {
    * invalid; nothing is written then.
    *
    * @example Put a batch
-   * ```ts ignore
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const apples = pq.queue<string>("many-apples");
+   * await apples.clear();
    * const ids = await apples.putMany([
-   *   { data: { kind: "Cox" } },
-   *   { data: { kind: "Fuji" }, expectedAt: "1m" },
+   *   { data: "Cox" },
+   *   { data: "Fuji", expectedAt: "1m" },
+   *   { data: "Gala", scheduleAt: 0 },
    * ], { scheduleAt: "10s" });
+   * assert.equal(ids.length, 3);
+   * assert.equal(await apples.size(), 1); // only Gala is ready now
+   * await apples.clear();
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async putMany(
@@ -265,9 +408,26 @@ export class Queue<T = unknown> {
    * before any query, if it is already aborted).
    *
    * @example Wait up to 30 seconds
-   * ```ts ignore
-   * const job = await apples.get({ timeout: "30s", signal });
-   * if (job === null) console.log("nothing came");
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const apples = pq.queue("get-apples");
+   * await apples.clear();
+   * assert.equal(await apples.get({ block: false }), null); // never waits
+   * setTimeout(() => apples.put("late"), 100);
+   * const job = await apples.get({ timeout: "30s" }); // woken by the put
+   * assert.equal(job?.data, "late");
+   * await assert.rejects(
+   *   apples.get({ signal: AbortSignal.timeout(50) }),
+   *   { name: "TimeoutError" },
+   * );
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async get(options?: GetOptions): Promise<Job<T> | null> {
@@ -303,10 +463,25 @@ export class Queue<T = unknown> {
    * @returns An async iterator of jobs and nulls.
    *
    * @example Work until told to stop
-   * ```ts ignore
-   * for await (const job of apples.iterate({ timeout: "5s", signal })) {
-   *   if (job) console.log(job.data);
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const apples = pq.queue<number>("iterate-apples");
+   * await apples.clear();
+   * await apples.putMany([{ data: 1 }, { data: 2 }]);
+   * const seen = [];
+   * for await (const job of apples.iterate({ timeout: "100ms" })) {
+   *   if (job === null) break; // nothing came for 100 ms
+   *   seen.push(job.data);
    * }
+   * assert.deepEqual(seen, [1, 2]);
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async *iterate(options?: IterateOptions): AsyncGenerator<Job<T> | null> {
@@ -333,6 +508,28 @@ export class Queue<T = unknown> {
    * `for await (const job of queue)` yields `null` after each timeout.
    *
    * @returns An async iterator of jobs and nulls.
+   *
+   * @example
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples", timeout: "100ms" });
+   * await pq.create();
+   * const apples = pq.queue("for-await-apples");
+   * await apples.clear();
+   * await apples.put("Cox");
+   * const seen = [];
+   * for await (const job of apples) {
+   *   if (job === null) break; // the default timeout passed
+   *   seen.push(job.data);
+   * }
+   * assert.deepEqual(seen, ["Cox"]);
+   * await pq.close();
+   * await sql.end();
+   * ```
    */
   [Symbol.asyncIterator](): AsyncGenerator<Job<T> | null> {
     return this.iterate();
@@ -345,8 +542,22 @@ export class Queue<T = unknown> {
    * @returns The number of ready jobs.
    *
    * @example
-   * ```ts ignore
-   * console.log(await apples.size());
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const apples = pq.queue("size-apples");
+   * await apples.clear();
+   * await apples.put("now");
+   * await apples.put("later", { scheduleAt: "1h" });
+   * assert.equal(await apples.size(), 1);
+   * await apples.clear();
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async size(): Promise<number> {
@@ -360,8 +571,20 @@ export class Queue<T = unknown> {
    * @returns How many jobs were removed.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const apples = pq.queue("clear-apples");
    * await apples.clear();
+   * await apples.putMany([{ data: 1 }, { data: 2 }]);
+   * assert.equal(await apples.clear(), 2);
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async clear(): Promise<number> {
@@ -378,11 +601,28 @@ export class Queue<T = unknown> {
    * @returns A queue bound to `tx`.
    *
    * @example Put atomically with other writes
-   * ```ts ignore
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const apples = pq.queue("with-apples");
+   * await apples.clear();
    * await sql.begin(async (tx) => {
-   *   await tx`update stock set apples = apples - 1`;
+   *   await tx`select 1`; // your own writes here
    *   await apples.with(tx).put({ kind: "Cox" });
    * });
+   * await sql.begin(async (tx) => {
+   *   await apples.with(tx).put({ kind: "never" });
+   *   throw new Error("changed my mind");
+   * }).catch(() => {});
+   * assert.equal(await apples.size(), 1);
+   * await apples.clear();
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   with(tx: TransactionSql): Queue<T> {
@@ -407,11 +647,31 @@ export class Queue<T = unknown> {
    * @returns What `fn` returns.
    *
    * @example Take a job, do the work, write the result, atomically
-   * ```ts ignore
-   * await apples.transaction(async (q, tx) => {
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const apples = pq.queue<{ kind: string }>("tx-apples");
+   * await apples.clear();
+   * await apples.put({ kind: "Cox" });
+   * await apples.transaction(async (q) => {
+   *   await q.get();
+   *   throw new Error("the work failed");
+   * }).catch(() => {});
+   * assert.equal(await apples.size(), 1); // the job is back
+   * const kind = await apples.transaction(async (q, tx) => {
    *   const job = await q.get();
-   *   if (job) await tx`insert into eaten ${tx({ kind: job.data.kind })}`;
+   *   await tx`select ${job?.data.kind ?? ""} as eaten`; // write the result here
+   *   return job?.data.kind;
    * });
+   * assert.equal(kind, "Cox");
+   * assert.equal(await apples.size(), 0);
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async transaction<R>(
@@ -446,12 +706,27 @@ export class Queue<T = unknown> {
    * @throws {TypeError} If the name, handler or an option is invalid.
    *
    * @example Register, enqueue, work
-   * ```ts ignore
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("task-example");
+   * await queue.clear();
+   * const eaten: string[] = [];
    * const eat = queue.task("eat", async (args: { kind: string }, job) => {
-   *   await job.tx`insert into eaten (kind) values (${args.kind})`;
+   *   await job.tx`select 1`; // writes here commit with the job
+   *   eaten.push(args.kind);
    * }, { maxRetries: 2, retryIn: "10s" });
    * const id = await eat({ kind: "Cox" });
+   * assert.match(id, /^\d+$/);
    * await queue.work({ burst: true });
+   * assert.deepEqual(eaten, ["Cox"]);
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   task<A>(
@@ -481,10 +756,24 @@ export class Queue<T = unknown> {
    * @throws The signal's reason if it is already aborted.
    *
    * @example Run until Ctrl-C
-   * ```ts ignore
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("work-example");
+   * await queue.clear();
+   * const nap = queue.task("nap", (ms: number) => new Promise((r) => setTimeout(r, ms)));
+   * await nap.many([{ args: 10 }, { args: 20 }, { args: 30 }]);
    * const stop = new AbortController();
-   * Deno.addSignalListener("SIGINT", () => stop.abort());
-   * const stats = await queue.work({ concurrency: 4, signal: stop.signal });
+   * setTimeout(() => stop.abort(), 500); // or on Ctrl-C
+   * const stats = await queue.work({ concurrency: 2, signal: stop.signal });
+   * assert.deepEqual(stats, { done: 3, retried: 0, failed: 0 });
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async work(options?: WorkOptions): Promise<WorkStats> {
@@ -498,8 +787,27 @@ export class Queue<T = unknown> {
    * @returns The failed jobs with their errors and attempts.
    *
    * @example Retry every failed job
-   * ```ts ignore
-   * for (const job of await queue.failed()) await queue.retry(job.id);
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("failed-example");
+   * await queue.clear();
+   * const fail = queue.task("fail", () => {
+   *   throw new Error("no apples left");
+   * });
+   * await fail({});
+   * await queue.work({ burst: true, onEvent: () => {} });
+   * const [job] = await queue.failed();
+   * assert.equal(job.error?.message, "no apples left");
+   * assert.equal(job.attempts, 1);
+   * await queue.clear();
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async failed(options?: FailedOptions): Promise<FailedJob[]> {
@@ -551,16 +859,38 @@ export class Queue<T = unknown> {
    * @throws {TypeError} If `id` is not a job id.
    *
    * @example
-   * ```ts ignore
-   * const [first] = await queue.failed({ limit: 1 });
-   * if (first) await queue.retry(first.id);
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("retry-example");
+   * await queue.clear();
+   * let broken = true;
+   * const fix = queue.task("fix", () => {
+   *   if (broken) throw new Error("still broken");
+   * });
+   * await fix({});
+   * await queue.work({ burst: true, onEvent: () => {} });
+   * const [failed] = await queue.failed();
+   * broken = false;
+   * assert.equal(await queue.retry(failed.id), true);
+   * assert.equal((await queue.work({ burst: true })).done, 1);
+   * await pq.close();
+   * await sql.end();
    * ```
    */
   async retry(id: string): Promise<boolean> {
     const text = typeof id === "bigint" || typeof id === "number"
       ? String(id)
       : id;
-    if (typeof text !== "string" || !/^[1-9]\d{0,18}$/.test(text)) {
+    if (
+      typeof text !== "string" || !/^[1-9]\d{0,18}$/.test(text) ||
+      BigInt(text) > MAX_JOB_ID
+    ) {
       throw new TypeError(
         `Cannot retry job: expected a job id (a string of digits): received ${
           describe(id)

@@ -85,15 +85,22 @@ export async function beginSafely<R>(
       },
       async run<T>(work: Promise<T>): Promise<T> {
         if (dead) return never();
+        let result: T;
         try {
-          return await work;
+          result = await work;
         } catch (error) {
-          if (isConnectionError(error) || dead) return never();
+          if (isConnectionError(error)) dead = true;
+          if (dead) return never();
           // The close may be reported a moment after the failure it caused.
           await nextTurn();
           if (dead) return never();
           throw error;
         }
+        // The connection may have closed while `work` ran without using it
+        // (a handler awaiting a timer): then the caller's next statement, or
+        // postgres.js's COMMIT, would be written on the dead connection.
+        if (dead) return never();
+        return result;
       },
     };
     return fn(transaction);

@@ -6,7 +6,7 @@
  */
 
 import type { PQCore } from "./core.ts";
-import type { LaneKind, Waiter } from "./listener.ts";
+import { type LaneKind, MAX_TIMER_MS, type Waiter } from "./listener.ts";
 import { promoteDueJobs, takeJobs, type TakenRow } from "./sql/take_jobs.ts";
 import type { Executor } from "./types.ts";
 
@@ -113,7 +113,9 @@ export async function takeWaiting(
       waiter ??= listener.enter(queue, kind);
       if (listener.generation !== generation) waiter.woken = true;
       waiter.lane.noteDue(found.retryInMs);
-      if (!await waiter.wait(remaining, wait.signal)) return [];
+      // A wait longer than a timer can take ends early: then look again.
+      const woken = await waiter.wait(remaining, wait.signal);
+      if (!woken && remaining <= MAX_TIMER_MS) return [];
     }
   } finally {
     if (waiter) listener.leave(waiter);

@@ -19,7 +19,21 @@ import { type PutOptions, readTimes, withAction } from "./queue.ts";
 import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
 import type { Executor, TransactionSql } from "./types.ts";
 
-/** Options of a task: its default times and its retry policy. */
+/**
+ * Options of a task: its default times and its retry policy.
+ *
+ * @example Retry three times, backing off
+ * ```ts
+ * import type { TaskOptions } from "@pq/pq";
+ *
+ * const options: TaskOptions = {
+ *   maxRetries: 3,
+ *   retryIn: "10s",
+ *   backoff: "exponential",
+ *   expectedAt: "1h",
+ * };
+ * ```
+ */
 export interface TaskOptions extends PutOptions {
   /** How many times a failed run is retried (default 0: one run only). */
   maxRetries?: number;
@@ -33,7 +47,20 @@ export interface TaskOptions extends PutOptions {
   backoff?: "fixed" | "exponential";
 }
 
-/** What a handler gets besides its argument: the running job. */
+/**
+ * What a handler gets besides its argument: the running job.
+ *
+ * @example A handler that uses the job
+ * ```ts
+ * import type { TaskJob } from "@pq/pq";
+ *
+ * async function send(args: { to: string }, job: TaskJob): Promise<void> {
+ *   // job.id is a good idempotency key for side effects outside the database.
+ *   await fetch("data:,sent", { signal: job.signal });
+ *   await job.tx`select ${args.to}, ${job.id}, ${job.attempt}`;
+ * }
+ * ```
+ */
 export interface TaskJob {
   /** The job's id (the id the enqueuing call returned). */
   readonly id: string;
@@ -58,13 +85,36 @@ export interface TaskJob {
   readonly expectedAt: Date | null;
 }
 
-/** A task's handler: does the work of one job. */
+/**
+ * A task's handler: does the work of one job.
+ *
+ * @example A typed handler
+ * ```ts
+ * import type { TaskHandler } from "@pq/pq";
+ *
+ * const eat: TaskHandler<{ kind: string }> = (args, job) => {
+ *   console.log(`eating ${args.kind} (attempt ${job.attempt})`);
+ * };
+ * ```
+ */
 export type TaskHandler<A> = (
   args: A,
   job: TaskJob,
 ) => unknown | Promise<unknown>;
 
-/** One job of {@linkcode Task.many}: its argument and, optionally, times. */
+/**
+ * One job of {@linkcode Task.many}: its argument and, optionally, times.
+ *
+ * @example Items of a batch of task jobs
+ * ```ts
+ * import type { TaskInput } from "@pq/pq";
+ *
+ * const items: TaskInput<{ kind: string }>[] = [
+ *   { args: { kind: "Cox" } },
+ *   { args: { kind: "Fuji" }, expectedAt: "5m" },
+ * ];
+ * ```
+ */
 export interface TaskInput<A> extends PutOptions {
   /** The handler's argument. */
   args: A;
@@ -74,6 +124,17 @@ export interface TaskInput<A> extends PutOptions {
  * A registered task: call it to enqueue a job that runs its handler.
  *
  * @typeParam A The handler's argument type.
+ *
+ * @example Enqueue one, many, and in a transaction
+ * ```ts
+ * import type { Task } from "@pq/pq";
+ *
+ * async function plant(task: Task<{ kind: string }>, sql: import("@pq/pq").Sql) {
+ *   await task({ kind: "Cox" }, { scheduleAt: "1h" });
+ *   await task.many([{ args: { kind: "Fuji" } }, { args: { kind: "Gala" } }]);
+ *   await sql.begin((tx) => task.with(tx)({ kind: "Elstar" }));
+ * }
+ * ```
  */
 export interface Task<A> {
   /**

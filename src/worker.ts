@@ -25,7 +25,7 @@ import type { PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { guardTransaction } from "./job_transaction.ts";
-import type { Waiter } from "./listener.ts";
+import { MAX_TIMER_MS, type Waiter } from "./listener.ts";
 import { checkBoolean, checkOptions, checkSignal } from "./options.ts";
 import { withAction } from "./queue.ts";
 import { type JobRecord, restoreJobs, returnJob } from "./sql/manage_jobs.ts";
@@ -41,7 +41,21 @@ import {
 import type { TransactionSql } from "./types.ts";
 import postgres from "postgres";
 
-/** Options of {@linkcode Queue.work}. */
+/**
+ * Options of {@linkcode Queue.work}.
+ *
+ * @example A worker for a serverless function
+ * ```ts
+ * import type { WorkOptions } from "@pq/pq";
+ *
+ * const options: WorkOptions = {
+ *   burst: true, // return once no job is ready
+ *   signal: AbortSignal.timeout(25_000), // and before the platform's deadline
+ *   concurrency: 4,
+ *   gracePeriod: "3s",
+ * };
+ * ```
+ */
 export interface WorkOptions {
   /** How many jobs run at the same time (default 1). */
   concurrency?: number;
@@ -64,7 +78,18 @@ export interface WorkOptions {
   onEvent?: (event: WorkEvent) => void;
 }
 
-/** How many jobs a `work()` call ran to each end. */
+/**
+ * How many jobs a `work()` call ran to each end.
+ *
+ * @example Log a run
+ * ```ts
+ * import type { WorkStats } from "@pq/pq";
+ *
+ * const log = ({ done, retried, failed }: WorkStats) =>
+ *   console.log(`${done} done, ${retried} retried, ${failed} failed`);
+ * log({ done: 3, retried: 1, failed: 0 });
+ * ```
+ */
 export interface WorkStats {
   /** Jobs whose handler succeeded (and whose transaction committed). */
   done: number;
@@ -74,7 +99,16 @@ export interface WorkStats {
   failed: number;
 }
 
-/** The job an event is about. */
+/**
+ * The job an event is about.
+ *
+ * @example Name a job in a log line
+ * ```ts
+ * import type { WorkEventJob } from "@pq/pq";
+ *
+ * const name = (job: WorkEventJob) => `${job.queue}/${job.task}#${job.id} (try ${job.attempt})`;
+ * ```
+ */
 export interface WorkEventJob {
   /** The job's id. */
   id: string;
@@ -86,7 +120,19 @@ export interface WorkEventJob {
   attempt: number;
 }
 
-/** What happened to a job, reported to `onEvent`. */
+/**
+ * What happened to a job, reported to `onEvent`.
+ *
+ * @example Send events to your logger
+ * ```ts
+ * import type { WorkEvent } from "@pq/pq";
+ *
+ * function onEvent(event: WorkEvent): void {
+ *   if (event.type === "failure") console.error(event.job.id, event.error);
+ *   if (event.type === "success") console.log(event.job.id, `${event.durationMs} ms`);
+ * }
+ * ```
+ */
 export type WorkEvent =
   | { type: "start"; job: WorkEventJob }
   | { type: "success"; job: WorkEventJob; durationMs: number }
@@ -233,7 +279,16 @@ export class Worker {
     if (this.#stop.signal.aborted) return;
     this.#stop.abort();
     // Always armed (a handler may be about to start); run() clears it.
-    this.#graceTimer = setTimeout(() => this.#forceStop(), this.#gracePeriodMs);
+    this.#armGrace(this.#gracePeriodMs);
+  }
+
+  /** Forces the stop in `ms`, in steps a timer can take (see MAX_TIMER_MS). */
+  #armGrace(ms: number): void {
+    const step = Math.min(ms, MAX_TIMER_MS);
+    this.#graceTimer = setTimeout(
+      () => step < ms ? this.#armGrace(ms - step) : this.#forceStop(),
+      step,
+    );
   }
 
   /** The grace period ended: abort handlers, then end stuck transactions. */

@@ -66,6 +66,15 @@ function at(when: When): Date | null {
   return when && "at" in when ? when.at : null;
 }
 
+/**
+ * A Date in an array parameter goes as text: postgres.js 3.4.9 types a JS
+ * array by its first element, so an array starting with a Date went as one
+ * `timestamptz` and failed the `timestamptz[]` cast.
+ */
+export function isoText(date: Date | null): string | null {
+  return date === null ? null : date.toISOString();
+}
+
 function delay(when: When): number | null {
   return when && "delayMs" in when ? when.delayMs : null;
 }
@@ -103,9 +112,9 @@ export async function insertJobs(
     queue,
     task,
     jobs.map((j) => j.data),
-    jobs.map((j) => at(j.scheduleAt)),
+    jobs.map((j) => isoText(at(j.scheduleAt))),
     jobs.map((j) => delay(j.scheduleAt)),
-    jobs.map((j) => at(j.expectedAt)),
+    jobs.map((j) => isoText(at(j.expectedAt))),
     jobs.map((j) => delay(j.expectedAt)),
   ], { prepare: true }).values();
   // Identity values are drawn in insertion order, which is input order;

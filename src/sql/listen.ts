@@ -79,7 +79,10 @@ export async function countReady(
     order by l.n`,
     [
       lanes.map((l) => l.queue),
-      lanes.map((l) => l.task),
+      // As text: postgres.js 3.4.9 types a JS array by its first element,
+      // so an array of booleans went as `bool` and failed the `bool[]` cast
+      // ("cannot cast type boolean to boolean[]"): every poll failed.
+      lanes.map((l) => String(l.task)),
       lanes.map((l) => l.cap),
     ],
     { prepare: true },

@@ -7,6 +7,8 @@
 
 import type { TableNames } from "../schema.ts";
 import type { Executor } from "../types.ts";
+import { isoText } from "./insert_jobs.ts";
+import { epochMs, toDate } from "./take_jobs.ts";
 
 /**
  * Counts the ready jobs of a queue (plain and task jobs, and scheduled jobs
@@ -165,9 +167,9 @@ export async function restoreJobs(
       jobs.map((j) => j.task),
       jobs.map((j) => j.data),
       jobs.map((j) => j.attempts),
-      jobs.map((j) => j.enqueuedAt),
-      jobs.map((j) => j.scheduleAt),
-      jobs.map((j) => j.expectedAt),
+      jobs.map((j) => isoText(j.enqueuedAt)),
+      jobs.map((j) => isoText(j.scheduleAt)),
+      jobs.map((j) => isoText(j.expectedAt)),
     ],
     { prepare: true },
   );
@@ -187,8 +189,9 @@ export async function listFailedJobs(
   limit: number,
 ): Promise<FailedRow[]> {
   const rows = await db.unsafe(
-    `select id::text, task, data::text, attempts, enqueued_at, schedule_at,
-      expected_at, finished_at, error::text
+    `select id::text, task, data::text, attempts, ${epochMs("enqueued_at")},
+      ${epochMs("schedule_at")}, ${epochMs("expected_at")},
+      ${epochMs("finished_at")}, error::text
     from ${names.qualified}
     where queue = $1 and state = 'failed'
     order by id
@@ -202,10 +205,10 @@ export async function listFailedJobs(
     task: r[1],
     data: r[2],
     attempts: r[3],
-    enqueuedAt: r[4],
-    scheduleAt: r[5],
-    expectedAt: r[6],
-    failedAt: r[7],
+    enqueuedAt: toDate(r[4])!,
+    scheduleAt: toDate(r[5]),
+    expectedAt: toDate(r[6]),
+    failedAt: toDate(r[7])!,
     error: r[8],
   }));
 }

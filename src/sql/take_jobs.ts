@@ -32,6 +32,24 @@ export interface TakeResult {
 }
 
 /**
+ * Selects a timestamp as milliseconds since 1970 (a float8, which the driver
+ * reads as a number). Not as the timestamp itself: postgres.js 3.4.9 reads
+ * that with `new Date(text)`, which takes the years 1 to 99 for 1901 to 1999
+ * and gives an Invalid Date for the offsets with seconds that old times have
+ * in many time zones (`1970-01-01 00:00:00-00:44:30` in Africa/Monrovia). A
+ * worker then failed to write such a job back, retrying forever
+ * (tests/bad_input_test.ts).
+ */
+export function epochMs(column: string): string {
+  return `floor(extract(epoch from ${column}) * 1000)::float8`;
+}
+
+/** A column selected by {@linkcode epochMs} as a Date, or null. */
+export function toDate(ms: number | null): Date | null {
+  return ms === null ? null : new Date(ms);
+}
+
+/**
  * Builds the take statement of one lane ($1 queue, $2 limit, $3 ignore due).
  *
  * Ready jobs are ordered by `expected_at` (nulls last) and then `id`, and
@@ -64,8 +82,9 @@ export function takeJobsSql(names: TableNames, task: boolean): string {
       ))
       returning id, data, enqueued_at, schedule_at, expected_at, task, attempts
     )
-    select t.id::text, t.data::text, t.enqueued_at, t.schedule_at,
-      t.expected_at, t.task, t.attempts,
+    select t.id::text, t.data::text, ${epochMs("t.enqueued_at")},
+      ${epochMs("t.schedule_at")}, ${epochMs("t.expected_at")}, t.task,
+      t.attempts,
       extract(epoch from (select at from due) - clock_timestamp()) * 1000,
       pg_backend_pid()
     from (select) as one left join taken as t on true`;
@@ -93,9 +112,9 @@ export async function takeJobs(
     result.rows.push({
       id: row[0],
       data: row[1],
-      enqueuedAt: row[2],
-      scheduleAt: row[3],
-      expectedAt: row[4],
+      enqueuedAt: toDate(row[2])!,
+      scheduleAt: toDate(row[3]),
+      expectedAt: toDate(row[4]),
       task: row[5],
       attempts: row[6],
     });

@@ -1,0 +1,204 @@
+/**
+ * A small TCP proxy in front of PostgreSQL, for tests that need to see or
+ * cut what goes over the wire.
+ *
+ * - `refuse = true` makes it drop new connections at once while the
+ *   connections it already carries keep working: a client's pool stays up,
+ *   but a connection it opens from now on fails.
+ * - It reads the frontend protocol of every connection and counts the
+ *   statements the clients run (each simple Query and each Execute), and
+ *   keeps their texts and the names of named prepared statements, so a test
+ *   can assert what a PQ sends (one poll per interval, no LISTEN, ...).
+ *
+ * @example Count the statements of a client
+ * ```ts ignore
+ * await using proxy = await startProxy(databaseUrl());
+ * const sql = postgres(proxy.url, { max: 1 });
+ * await sql`select 1`;
+ * console.log(proxy.statements); // 1
+ * ```
+ *
+ * @module
+ */
+
+import net from "node:net";
+
+/** A running proxy; see {@linkcode startProxy}. */
+export interface TcpProxy {
+  /** The database URL with the proxy's host and port. */
+  readonly url: string;
+  /** The proxy's port on 127.0.0.1. */
+  readonly port: number;
+  /** While true, new connections are closed at once; old ones go on. */
+  refuse: boolean;
+  /** Connections accepted and passed on so far. */
+  readonly accepted: number;
+  /** Connections closed at once because `refuse` was set. */
+  readonly refused: number;
+  /** Statements run so far: simple Query messages plus Execute messages. */
+  readonly statements: number;
+  /** The text of every Query and Parse message, in order. */
+  readonly texts: string[];
+  /** The names of named prepared statements (Parse with a name). */
+  readonly namedStatements: string[];
+  /** The local ports of the proxy's connections to the server. */
+  upstreamPorts(): number[];
+  /** Closes the listening socket and every connection. */
+  close(): Promise<void>;
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Protocol codes of untyped messages sent before the startup is done. */
+const SSL_REQUEST = 80877103;
+const GSSENC_REQUEST = 80877104;
+const CANCEL_REQUEST = 80877102;
+
+/**
+ * Starts a proxy on a free port of 127.0.0.1 that forwards to the server of
+ * `databaseUrl`.
+ *
+ * @param databaseUrl Where to forward, as a `postgres://` URL.
+ * @returns The running proxy.
+ */
+export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
+  const target = new URL(databaseUrl);
+  const upstreamHost = target.hostname || "127.0.0.1";
+  const upstreamPort = Number(target.port || 5432);
+  const sockets = new Set<net.Socket>();
+  const upstreams = new Set<net.Socket>();
+  let accepted = 0, refused = 0, statements = 0;
+  const texts: string[] = [];
+  const namedStatements: string[] = [];
+
+  const onMessage = (type: number, body: Uint8Array) => {
+    if (type === 0x51 /* Q */) {
+      statements++;
+      texts.push(cString(body, 0).text);
+    } else if (type === 0x45 /* E */) {
+      statements++;
+    } else if (type === 0x50 /* P */) {
+      const name = cString(body, 0);
+      texts.push(cString(body, name.end + 1).text);
+      if (name.text !== "") namedStatements.push(name.text);
+    }
+  };
+
+  const server = net.createServer((client) => {
+    if (proxy.refuse) {
+      refused++;
+      client.destroy();
+      return;
+    }
+    accepted++;
+    const upstream = net.connect(upstreamPort, upstreamHost);
+    sockets.add(client);
+    sockets.add(upstream);
+    upstreams.add(upstream);
+    const reader = frontendReader(onMessage);
+    client.on("data", (chunk: Uint8Array) => {
+      reader(chunk);
+      upstream.write(chunk);
+    });
+    upstream.on("data", (chunk: Uint8Array) => client.write(chunk));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+      upstreams.delete(upstream);
+    };
+    for (const socket of [client, upstream]) {
+      socket.on("error", end);
+      socket.on("close", end);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const url = new URL(databaseUrl);
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+
+  const close = async () => {
+    for (const socket of sockets) socket.destroy();
+    sockets.clear();
+    if (server.listening) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  };
+  const proxy: TcpProxy = {
+    url: url.href,
+    port,
+    refuse: false,
+    get accepted() {
+      return accepted;
+    },
+    get refused() {
+      return refused;
+    },
+    get statements() {
+      return statements;
+    },
+    texts,
+    namedStatements,
+    upstreamPorts: () =>
+      [...upstreams].map((s) => s.localPort).filter((p): p is number =>
+        p !== undefined
+      ),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+  return proxy;
+}
+
+/**
+ * A parser of one connection's frontend messages, fed chunk by chunk; calls
+ * `onMessage` with each typed message after the startup.
+ */
+function frontendReader(
+  onMessage: (type: number, body: Uint8Array) => void,
+): (chunk: Uint8Array) => void {
+  let buffer = new Uint8Array(0);
+  let started = false;
+  return (chunk) => {
+    const joined = new Uint8Array(buffer.length + chunk.length);
+    joined.set(buffer);
+    joined.set(chunk, buffer.length);
+    buffer = joined;
+    let at = 0;
+    for (;;) {
+      const view = new DataView(buffer.buffer, buffer.byteOffset + at);
+      if (!started) {
+        if (buffer.length - at < 8) break;
+        const length = view.getInt32(0);
+        if (buffer.length - at < length) break;
+        const code = view.getInt32(4);
+        if (
+          code !== SSL_REQUEST && code !== GSSENC_REQUEST &&
+          code !== CANCEL_REQUEST
+        ) started = true;
+        at += length;
+      } else {
+        if (buffer.length - at < 5) break;
+        const length = view.getInt32(1);
+        if (buffer.length - at < 1 + length) break;
+        onMessage(buffer[at], buffer.subarray(at + 5, at + 1 + length));
+        at += 1 + length;
+      }
+    }
+    buffer = buffer.slice(at);
+  };
+}
+
+/** The NUL-terminated UTF-8 string at `start`, and where its NUL is. */
+function cString(bytes: Uint8Array, start: number): {
+  text: string;
+  end: number;
+} {
+  let end = bytes.indexOf(0, start);
+  if (end < 0) end = bytes.length;
+  return { text: new TextDecoder().decode(bytes.subarray(start, end)), end };
+}
