@@ -62,9 +62,24 @@ function never(): Promise<never> {
   return new Promise<never>(() => {});
 }
 
-/** Waits for the next turn of the event loop. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
+/**
+ * How long a connection error may take to close the transaction's own
+ * connection before pq takes it for an error of another connection (a
+ * handler that queries another client), which is then the handler's failure.
+ */
+const CLOSE_WAIT_MS = 1_000;
+
+/** Resolves when `closed` does or after `ms`, whichever comes first. */
+async function within(closed: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      closed,
+      new Promise((resolve) => (timer = setTimeout(resolve, ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -77,6 +92,15 @@ export async function beginSafely<R>(
   fn: (transaction: SafeTransaction) => Promise<R>,
 ): Promise<R> {
   let dead = false;
+  let markDead!: () => void;
+  const closed = new Promise<void>((resolve) => {
+    markDead = () => {
+      dead = true;
+      resolve();
+    };
+  });
+  /** Connection errors already found to be another connection's. */
+  const foreign = new WeakSet<object>();
   const begun = sql.begin((tx) => {
     const transaction: SafeTransaction = {
       tx,
@@ -89,11 +113,16 @@ export async function beginSafely<R>(
         try {
           result = await work;
         } catch (error) {
-          if (isConnectionError(error)) dead = true;
           if (dead) return never();
-          // The close may be reported a moment after the failure it caused.
-          await nextTurn();
+          // The close is reported a moment after the failure it caused; a
+          // connection error may also come from another connection that a
+          // handler used, and must not stop this transaction for good.
+          const known = typeof error === "object" && error !== null &&
+            foreign.has(error);
+          const connection = isConnectionError(error) && !known;
+          await within(closed, connection ? CLOSE_WAIT_MS : 0);
           if (dead) return never();
+          if (connection) foreign.add(error as object);
           throw error;
         }
         // The connection may have closed while `work` ran without using it
@@ -105,8 +134,6 @@ export async function beginSafely<R>(
     };
     return fn(transaction);
   });
-  begun.then(undefined, () => {
-    dead = true;
-  });
+  begun.then(undefined, markDead);
   return await begun as R;
 }
