@@ -52,10 +52,29 @@ export interface EmbeddedPostgres {
   readonly url: string;
   /** The server's major version, read from the data folder (e.g. `"18"`). */
   readonly version: string;
+  /**
+   * Stops the server and starts it again on the same folder and port, as a
+   * restart or a crash of PostgreSQL does to its clients: every connection
+   * drops, and the server refuses new ones while it is down.
+   *
+   * @param options `immediate`: stop as in a crash (SIGQUIT: no checkpoint,
+   *   crash recovery at the start) rather than by a fast shutdown (SIGINT:
+   *   transactions are rolled back and connections closed); `downMs`: how
+   *   long the server stays down (default 0).
+   */
+  restart(options?: RestartOptions): Promise<void>;
   /** Stops the server and removes its folder. Safe to call more than once. */
   stop(): Promise<void>;
   /** Same as {@linkcode EmbeddedPostgres.stop}, so `await using` works. */
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Options of {@linkcode EmbeddedPostgres.restart}. */
+export interface RestartOptions {
+  /** Stop as in a crash (SIGQUIT) instead of a fast shutdown (SIGINT). */
+  immediate?: boolean;
+  /** Milliseconds the server stays down. */
+  downMs?: number;
 }
 
 /** How long initdb plus the server start may take before we give up. */
@@ -119,6 +138,38 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
       }
     })();
 
+  const restart = async (options: RestartOptions = {}): Promise<void> => {
+    const pid = runningPid();
+    if (pid === undefined || !server || stopped) {
+      throw new Error(
+        "Cannot restart the embedded PostgreSQL: it is not running",
+      );
+    }
+    process.kill(pid, options.immediate ? "SIGQUIT" : "SIGINT");
+    const deadline = performance.now() + START_TIMEOUT_MS;
+    while (runningPid() !== undefined) {
+      if (performance.now() > deadline) {
+        throw new Error(
+          "Cannot restart the embedded PostgreSQL: it does not stop",
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 0));
+    // The package's start() spawns the server again on the same folder and
+    // port; its stop() then stops the new process.
+    await withTimeout(
+      server.start().catch((error) => {
+        throw new Error(
+          "Cannot restart the embedded PostgreSQL: the server exited during " +
+            "start-up (set PQ_DEBUG_PG=1 to see its log)",
+          { cause: error },
+        );
+      }),
+      START_TIMEOUT_MS,
+    );
+  };
+
   try {
     // The server drops root and runs as `postgres`, which must get through.
     if (asRoot) await chmod(folder, 0o755);
@@ -161,7 +212,7 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
     const version = (await readFile(join(dataDir, "PG_VERSION"), "utf8"))
       .trim();
     const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-    return { url, version, stop, [Symbol.asyncDispose]: stop };
+    return { url, version, restart, stop, [Symbol.asyncDispose]: stop };
   } catch (error) {
     await stop().catch(() => {});
     throw error;
