@@ -138,10 +138,10 @@ details.push(
   autovacuum === "on"
     ? "- the server's autovacuum is on; churn does not VACUUM by itself"
     : vacuumMs
-    ? `- the server's autovacuum is off: churn runs VACUUM on its table every ${
+    ? `- the server's autovacuum is off: pq vacuums its own table (src/vacuum.ts); for raw SQL, churn runs VACUUM on its table every ${
       vacuumMs / 1000
     } s (--vacuum=S to change, 0 for never)`
-    : "- the server's autovacuum is off, and churn never VACUUMs (--vacuum=0)",
+    : "- the server's autovacuum is off: pq vacuums its own table (src/vacuum.ts); raw SQL's table is never vacuumed (--vacuum=0)",
 );
 if (details.length) {
   console.log();

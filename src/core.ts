@@ -8,28 +8,43 @@
 import type { Codec } from "./codecs.ts";
 import type { Listener } from "./listener.ts";
 import type { TableNames } from "./schema.ts";
-import { insertJobSql, insertJobsSql } from "./sql/insert_jobs.ts";
+import {
+  insertJobSql,
+  insertJobsSql,
+  insertReadyJobsSql,
+} from "./sql/insert_jobs.ts";
 import { promoteDueJobsSql, takeJobsSql } from "./sql/take_jobs.ts";
 import type { TaskRegistry } from "./tasks.ts";
 import type { Sql } from "./types.ts";
+import type { Vacuum } from "./vacuum.ts";
 
 /** Statement texts of the hot path, built once per PQ. */
 export interface Statements {
   insertJob: string;
-  insertJobs: string;
-  takePlain: string;
-  takeTask: string;
+  insertJobs: { timed: string; ready: string };
   promoteDue: string;
+  /** The take statement of a lane for a limit (see `takeJobsSql`). */
+  take(task: boolean, limit: number, ignoreDue: boolean): string;
 }
 
 /** Builds the hot-path statements of a table. */
 export function buildStatements(names: TableNames): Statements {
+  const takes = new Map<string, string>();
   return {
     insertJob: insertJobSql(names),
-    insertJobs: insertJobsSql(names),
-    takePlain: takeJobsSql(names, false),
-    takeTask: takeJobsSql(names, true),
+    insertJobs: {
+      timed: insertJobsSql(names),
+      ready: insertReadyJobsSql(names),
+    },
     promoteDue: promoteDueJobsSql(names),
+    take(task, limit, ignoreDue) {
+      const key = `${task} ${limit} ${ignoreDue}`;
+      let text = takes.get(key);
+      if (!text) {
+        takes.set(key, text = takeJobsSql(names, task, limit, ignoreDue));
+      }
+      return text;
+    },
   };
 }
 
@@ -49,6 +64,8 @@ export interface PQCore {
   timeoutMs: number;
   /** Wakes waiting getters and workers. */
   listener: Listener;
+  /** Vacuums the table when autovacuum does not. */
+  vacuum: Vacuum;
   /** Registered tasks, by queue name. */
   tasks: Map<string, TaskRegistry>;
   /** Set by `close()`. */

@@ -10,6 +10,7 @@ import { buildStatements, type PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { Listener } from "./listener.ts";
+import { Vacuum } from "./vacuum.ts";
 import { checkIdentifier, checkName } from "./names.ts";
 import { checkBoolean, checkOptions } from "./options.ts";
 import { Queue, withAction } from "./queue.ts";
@@ -63,6 +64,12 @@ export interface PQOptions {
    * of waiters. Default `"1s"`.
    */
   pollInterval?: DurationInput;
+  /**
+   * When the server's autovacuum is off and this client owns the table,
+   * VACUUM it after many jobs were taken (default true): see `src/vacuum.ts`.
+   * With autovacuum on, pq leaves it to the server.
+   */
+  vacuum?: boolean;
 }
 
 /**
@@ -92,6 +99,7 @@ const PQ_OPTIONS = [
   "timeout",
   "listen",
   "pollInterval",
+  "vacuum",
 ] as const;
 
 /**
@@ -256,6 +264,7 @@ export class PQ {
   async close(): Promise<void> {
     this.#core.closed = true;
     await this.#core.listener.close();
+    await this.#core.vacuum.close();
   }
 
   /**
@@ -350,6 +359,7 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
       codecs,
       timeoutMs: parseDuration(o.timeout ?? "1s", "timeout"),
       listener: new Listener({ sql, names, listen, pollIntervalMs }),
+      vacuum: new Vacuum(sql, names, checkBoolean(o.vacuum, "vacuum") ?? true),
       tasks: new Map(),
       closed: false,
     };

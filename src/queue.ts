@@ -589,7 +589,9 @@ export class Queue<T = unknown> {
    */
   async clear(): Promise<number> {
     this.#checkOpen("clear queue");
-    return await deleteJobs(this.db, this.core.names, this.name);
+    const removed = await deleteJobs(this.db, this.core.names, this.name);
+    this.core.vacuum.noteTaken(removed);
+    return removed;
   }
 
   /**

@@ -49,20 +49,21 @@ export async function takeReady(
   kind: LaneKind,
   limit: number,
 ): Promise<TakeAttempt> {
-  const text = kind === "task"
-    ? core.statements.takeTask
-    : core.statements.takePlain;
-  const first = await takeJobs(db, text, queue, limit, false);
+  const task = kind === "task";
+  const { statements } = core;
+  const first = await takeJobs(db, statements.take(task, limit, false), queue);
   if (first.rows.length || first.dueInMs === null || first.dueInMs > 0) {
+    core.vacuum.noteTaken(first.rows.length);
     return { rows: first.rows, retryInMs: first.dueInMs, pid: first.pid };
   }
   await promoteDueJobs(
     db,
-    core.statements.promoteDue,
+    statements.promoteDue,
     queue,
     inTransaction ? limit : Math.max(limit, PROMOTE_BATCH),
   );
-  const second = await takeJobs(db, text, queue, limit, true);
+  const second = await takeJobs(db, statements.take(task, limit, true), queue);
+  core.vacuum.noteTaken(second.rows.length);
   // Still nothing: the due jobs are being promoted (or were just taken) by
   // another transaction. Look again shortly rather than spin.
   const retryInMs = second.dueInMs !== null && second.dueInMs <= 0

@@ -393,7 +393,9 @@ export class Worker {
    */
   #limit(): number {
     const fit = Math.floor(BATCH_BUDGET_MS / Math.max(this.#handlerMs, 0.05));
-    return Math.max(1, Math.min(this.#batchSize, fit));
+    const limit = Math.max(1, Math.min(this.#batchSize, fit));
+    // Rounded down to a power of two: each limit is a prepared statement.
+    return 2 ** Math.floor(Math.log2(limit));
   }
 
   /** One transaction: take up to #limit() jobs and run them. */

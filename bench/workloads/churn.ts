@@ -32,6 +32,11 @@ interface Flow {
   put(from: number, count: number): Promise<unknown>;
   /** Works until `signal` aborts, calling `done()` after each job. */
   consume(done: () => void, signal: AbortSignal): Promise<unknown>;
+  /**
+   * VACUUM the table every `ctx.vacuumMs` from the bench. Only for raw SQL:
+   * pq vacuums its own table when the server's autovacuum is off.
+   */
+  benchVacuums: boolean;
 }
 
 /** Runs one churn and measures it. */
@@ -57,7 +62,7 @@ async function drive(flow: Flow): Promise<RunResult> {
   }, SAMPLE_MS);
   let vacuums = 0;
   const vacuuming = (async () => {
-    if (!ctx.vacuumMs) return;
+    if (!ctx.vacuumMs || !flow.benchVacuums) return;
     while (!stop.signal.aborted) {
       await abortableSleep(ctx.vacuumMs, stop.signal);
       if (stop.signal.aborted) return;
@@ -188,6 +193,7 @@ export const churn: Workload = {
       const noop = q.task("noop", (_args: { n: number }) => {});
       return await drive({
         ctx,
+        benchVacuums: false,
         table: pq.table,
         put: (from, count) =>
           noop.many(items(from, count).map((args) => ({ args }))),
@@ -208,6 +214,7 @@ export const churn: Workload = {
     const raw = await RawQueue.create(ctx.sql, ctx.schema);
     return await drive({
       ctx,
+      benchVacuums: true,
       table: "raw",
       put: (from, count) => raw.putMany("churn", items(from, count)),
       consume: (done, signal) =>
