@@ -100,6 +100,13 @@ function sharedObjects(n: TableNames): string[] {
     declare
       r record;
     begin
+      -- Most inserts find nobody waiting on the table at all: stop there.
+      if not exists (
+        select 1 from ${n.waiting} as w
+        where w.relid = tg_relid and w.expires_at > statement_timestamp()
+      ) then
+        return null;
+      end if;
       for r in
         select j.queue,
                count(*) filter (where j.state = 'ready' and j.task is null) as plain,
