@@ -37,7 +37,7 @@ export type {
   IterateOptions,
   JobInput,
   PutOptions,
-} from "./src/queue.ts";
+} from "./src/queue_options.ts";
 export type {
   Task,
   TaskHandler,
@@ -50,7 +50,7 @@ export type {
   WorkEventJob,
   WorkOptions,
   WorkStats,
-} from "./src/worker.ts";
+} from "./src/work_options.ts";
 export { Job } from "./src/job.ts";
 export { assertStorable, jsonCodec } from "./src/codecs.ts";
 export { richCodec } from "./src/pickle.ts";

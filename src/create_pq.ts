@@ -13,7 +13,8 @@ import { Listener } from "./listener.ts";
 import { Vacuum } from "./vacuum.ts";
 import { checkIdentifier, checkName } from "./names.ts";
 import { checkBoolean, checkOptions } from "./options.ts";
-import { Queue, withAction } from "./queue.ts";
+import { withAction } from "./new_jobs.ts";
+import { Queue } from "./queue.ts";
 import { createSchema, currentSchema, tableNames } from "./schema.ts";
 import type { Sql } from "./types.ts";
 

@@ -1,5 +1,9 @@
 /**
- * A queue: put, get, iterate, size, clear, and transactions.
+ * A queue: put, get, iterate, size, clear, transactions, and its tasks.
+ *
+ * Why one file of about 700 lines: each public method of `Queue` carries a
+ * runnable example (`deno test --doc`), which is most of its length; the
+ * logic lives in take.ts, new_jobs.ts, tasks.ts, worker.ts and sql/.
  *
  * @module
  */
@@ -7,20 +11,19 @@
 import type { Codec } from "./codecs.ts";
 import type { PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
-import {
-  type DurationInput,
-  parseDuration,
-  resolveTime,
-  type TimeInput,
-} from "./duration.ts";
+import { type DurationInput, parseDuration } from "./duration.ts";
 import { Job } from "./job.ts";
+import { encodeJobs, PUT_OPTIONS, readTimes, withAction } from "./new_jobs.ts";
 import { checkBoolean, checkOptions, checkSignal } from "./options.ts";
-import {
-  insertJob,
-  insertJobs,
-  type NewJob,
-  type When,
-} from "./sql/insert_jobs.ts";
+import type {
+  FailedJob,
+  FailedOptions,
+  GetOptions,
+  IterateOptions,
+  JobInput,
+  PutOptions,
+} from "./queue_options.ts";
+import { insertJob, insertJobs, type NewJob } from "./sql/insert_jobs.ts";
 import { countJobs, deleteJobs } from "./sql/manage_jobs.ts";
 import { takeWaiting } from "./take.ts";
 import { listFailedJobs, retryFailedJob } from "./sql/manage_jobs.ts";
@@ -32,222 +35,13 @@ import {
   taskRegistry,
 } from "./tasks.ts";
 import type { Executor, TransactionSql } from "./types.ts";
-import { Worker, type WorkOptions, type WorkStats } from "./worker.ts";
-
-/**
- * Options of {@linkcode Queue.put}.
- *
- * @example Delay and priority
- * ```ts
- * import type { PutOptions } from "@pq/pq";
- *
- * const later: PutOptions = { scheduleAt: "5m" };
- * const urgent: PutOptions = { expectedAt: new Date(Date.now() + 60_000) };
- * ```
- */
-export interface PutOptions {
-  /**
-   * When the job may be taken at the earliest: a Date, milliseconds from
-   * now, or a duration such as `"5m"`. Default: at once.
-   */
-  scheduleAt?: TimeInput;
-  /**
-   * When the job is expected to be done: ready jobs with an earlier
-   * `expectedAt` are taken first, jobs without one after all jobs with one.
-   * A Date, milliseconds from now, or a duration such as `"5m"`.
-   */
-  expectedAt?: TimeInput;
-}
-
-/**
- * One job of {@linkcode Queue.putMany}: its data and, optionally, its times.
- *
- * @example Items of a batch
- * ```ts
- * import type { JobInput } from "@pq/pq";
- *
- * const items: JobInput<{ kind: string }>[] = [
- *   { data: { kind: "Cox" } },
- *   { data: { kind: "Fuji" }, scheduleAt: "1h" },
- * ];
- * ```
- */
-export interface JobInput<T = unknown> extends PutOptions {
-  /** The job's data. */
-  data: T;
-}
-
-/**
- * Options of {@linkcode Queue.get}.
- *
- * @example Wait up to 30 seconds, or until told to stop
- * ```ts
- * import type { GetOptions } from "@pq/pq";
- *
- * const stop = new AbortController();
- * const options: GetOptions = { timeout: "30s", signal: stop.signal };
- * ```
- */
-export interface GetOptions {
-  /** Wait for a job when none is ready (default true). */
-  block?: boolean;
-  /**
-   * How long a blocking get waits: milliseconds or a duration such as
-   * `"30s"`. Default: the PQ's `timeout` (1 s unless set).
-   */
-  timeout?: DurationInput;
-  /** Stops the wait; the get then rejects with `signal.reason`. */
-  signal?: AbortSignal;
-}
-
-/**
- * Options of {@linkcode Queue.failed}.
- *
- * @example The ten oldest failures
- * ```ts
- * import type { FailedOptions } from "@pq/pq";
- *
- * const options: FailedOptions = { limit: 10 };
- * ```
- */
-export interface FailedOptions {
-  /** The most jobs to list, oldest first (default 1,000). */
-  limit?: number;
-}
-
-/**
- * A task job that used up its attempts (or whose task was unknown).
- *
- * @example Report failures
- * ```ts
- * import type { FailedJob } from "@pq/pq";
- *
- * function report(job: FailedJob): string {
- *   return `${job.task} #${job.id} failed ${job.attempts} time(s): ${job.error?.message}`;
- * }
- * ```
- */
-export interface FailedJob {
-  /** The job's id; pass it to {@linkcode Queue.retry}. */
-  id: string;
-  /** The queue's name. */
-  queue: string;
-  /** The task's name. */
-  task: string | null;
-  /** The task's argument, decoded. */
-  data: unknown;
-  /** How many times it ran. */
-  attempts: number;
-  /** The last error: its message, and name and stack if it was an Error. */
-  error: { message: string; name?: string; stack?: string } | null;
-  /** When it was put. */
-  enqueuedAt: Date;
-  /** When its last run was scheduled, if it was. */
-  scheduleAt: Date | null;
-  /** Its expected time, if it had one. */
-  expectedAt: Date | null;
-  /** When it failed for good. */
-  failedAt: Date;
-}
-
-/**
- * Options of {@linkcode Queue.iterate}.
- *
- * @example Iterate for a minute at most
- * ```ts
- * import type { IterateOptions } from "@pq/pq";
- *
- * const options: IterateOptions = {
- *   timeout: "5s",
- *   signal: AbortSignal.timeout(60_000),
- * };
- * ```
- */
-export interface IterateOptions {
-  /** How long each wait lasts before the iterator yields `null`. */
-  timeout?: DurationInput;
-  /** Ends the iteration (without an error) when aborted. */
-  signal?: AbortSignal;
-}
+import { Worker } from "./worker.ts";
+import type { WorkOptions, WorkStats } from "./work_options.ts";
 
 /** The largest job id: ids are PostgreSQL `bigint`s. */
 const MAX_JOB_ID = 2n ** 63n - 1n;
-/**
- * The times pq stores: the driver sends a Date as `toISOString()`, whose
- * six-digit years (after 9999, before year 1) the server rejects with a
- * misleading "time zone displacement out of range"; a delay that ends later
- * could be stored but not read back into a Date.
- */
-const FIRST_DATE = Date.parse("0001-01-01T00:00:00.000Z");
-const LAST_DATE = Date.parse("9999-12-31T23:59:59.999Z");
-
-const PUT_OPTIONS = ["scheduleAt", "expectedAt"] as const;
-const JOB_INPUT_KEYS = ["data", "scheduleAt", "expectedAt"] as const;
 const GET_OPTIONS = ["block", "timeout", "signal"] as const;
 const ITERATE_OPTIONS = ["timeout", "signal"] as const;
-
-/**
- * Re-throws a TypeError or RangeError with the action in front, so that the
- * message says what failed: `Cannot put job: 'scheduleAt' must be ...`.
- */
-export function withAction(action: string, error: unknown): never {
-  // Already said (readTimes inside a task's options): say it once.
-  if (
-    error instanceof Error && error.message.startsWith(`Cannot ${action}: `)
-  ) {
-    throw error;
-  }
-  if (error instanceof TypeError) {
-    throw new TypeError(`Cannot ${action}: ${error.message}`);
-  }
-  if (error instanceof RangeError) {
-    throw new RangeError(`Cannot ${action}: ${error.message}`);
-  }
-  throw error;
-}
-
-/** Reads the `scheduleAt` and `expectedAt` options. */
-export function readTimes(
-  options: PutOptions | undefined,
-  known: readonly string[],
-  action: string,
-): { scheduleAt: When; expectedAt: When } {
-  try {
-    const { scheduleAt, expectedAt } = checkOptions(options, known);
-    return {
-      scheduleAt: scheduleAt === undefined
-        ? undefined
-        : storableTime(scheduleAt, "scheduleAt"),
-      expectedAt: expectedAt === undefined
-        ? undefined
-        : storableTime(expectedAt, "expectedAt"),
-    };
-  } catch (error) {
-    withAction(action, error);
-  }
-}
-
-/** Reads a time with {@linkcode resolveTime}; a Date must suit PostgreSQL. */
-function storableTime(input: TimeInput, what: string): When {
-  const time = resolveTime(input, what);
-  if ("at" in time) {
-    const ms = time.at.getTime();
-    if (ms < FIRST_DATE || ms > LAST_DATE) {
-      throw new RangeError(
-        `'${what}' must be a Date from year 1 to 9999: received ${
-          describe(input)
-        }`,
-      );
-    }
-  } else if (Date.now() + time.delayMs > LAST_DATE) {
-    throw new RangeError(
-      `'${what}' must be a delay that ends before the year 10000: received ${
-        describe(input)
-      }`,
-    );
-  }
-  return time;
-}
 
 /**
  * A named queue of one PQ's table. Get one with `pq.queue(name)`; a queue
@@ -384,7 +178,8 @@ export class Queue<T = unknown> {
     items: readonly JobInput<T>[],
     options?: PutOptions,
   ): Promise<string[]> {
-    const jobs = this.#newJobs(items, options, "put jobs");
+    const shared = readTimes(options, PUT_OPTIONS, "put jobs");
+    const jobs = encodeJobs(this.codec, items, "data", shared, "put jobs");
     this.#checkOpen("put jobs");
     return await insertJobs(
       this.db,
@@ -489,6 +284,7 @@ export class Queue<T = unknown> {
     try {
       ({ timeout, signal } = checkOptions(options, ITERATE_OPTIONS));
       checkSignal(signal);
+      if (timeout !== undefined) timeout = parseDuration(timeout, "timeout");
     } catch (error) {
       withAction("iterate", error);
     }
@@ -907,38 +703,6 @@ export class Queue<T = unknown> {
   #newJob(data: T, options: PutOptions | undefined, action: string): NewJob {
     const times = readTimes(options, PUT_OPTIONS, action);
     return { data: this.codec.encode(data), ...times };
-  }
-
-  /** Encodes many jobs, all before anything is written. */
-  #newJobs(
-    items: readonly JobInput<T>[],
-    options: PutOptions | undefined,
-    action: string,
-  ): NewJob[] {
-    if (!Array.isArray(items)) {
-      throw new TypeError(
-        `Cannot ${action}: expected an array of { data } items: received ${
-          describe(items)
-        }`,
-      );
-    }
-    const shared = readTimes(options, PUT_OPTIONS, action);
-    return items.map((item, i) => {
-      const where = `${action} (item ${i})`;
-      if (item === null || typeof item !== "object" || !("data" in item)) {
-        throw new TypeError(
-          `Cannot ${where}: expected an object with 'data': received ${
-            describe(item)
-          }`,
-        );
-      }
-      const own = readTimes(item, JOB_INPUT_KEYS, where);
-      return {
-        data: this.codec.encode(item.data),
-        scheduleAt: own.scheduleAt ?? shared.scheduleAt,
-        expectedAt: own.expectedAt ?? shared.expectedAt,
-      };
-    });
   }
 
   /** Reads the options of a get. */

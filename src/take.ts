@@ -26,6 +26,8 @@ export interface TakeAttempt {
   retryInMs: number | null;
   /** The server process of `db` (to end it if a handler gets stuck). */
   pid: number;
+  /** True when due jobs were promoted first: more than one statement ran. */
+  promoted: boolean;
 }
 
 /** Outside a transaction, promote this many due jobs per statement. */
@@ -54,7 +56,12 @@ export async function takeReady(
   const first = await takeJobs(db, statements.take(task, limit, false), queue);
   if (first.rows.length || first.dueInMs === null || first.dueInMs > 0) {
     core.vacuum.noteTaken(first.rows.length);
-    return { rows: first.rows, retryInMs: first.dueInMs, pid: first.pid };
+    return {
+      rows: first.rows,
+      retryInMs: first.dueInMs,
+      pid: first.pid,
+      promoted: false,
+    };
   }
   await promoteDueJobs(
     db,
@@ -69,7 +76,7 @@ export async function takeReady(
   const retryInMs = second.dueInMs !== null && second.dueInMs <= 0
     ? PROMOTE_BACKOFF_MS
     : second.dueInMs;
-  return { rows: second.rows, retryInMs, pid: second.pid };
+  return { rows: second.rows, retryInMs, pid: second.pid, promoted: true };
 }
 
 /**

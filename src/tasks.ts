@@ -15,7 +15,8 @@ import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { checkName } from "./names.ts";
 import { checkOptions } from "./options.ts";
-import { type PutOptions, readTimes, withAction } from "./queue.ts";
+import { encodeJobs, readTimes, withAction } from "./new_jobs.ts";
+import type { PutOptions } from "./queue_options.ts";
 import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
 import type { Executor, TransactionSql } from "./types.ts";
 
@@ -173,7 +174,6 @@ const TASK_OPTIONS = [
   "backoff",
 ] as const;
 const CALL_OPTIONS = ["scheduleAt", "expectedAt"] as const;
-const TASK_INPUT_KEYS = ["args", "scheduleAt", "expectedAt"] as const;
 /** The longest exponential backoff: one day. */
 const MAX_BACKOFF_MS = 86_400_000;
 
@@ -282,34 +282,13 @@ function enqueuer<A>(
     items: readonly TaskInput<A>[],
     options?: PutOptions,
   ): Promise<string[]> => {
-    if (!Array.isArray(items)) {
-      throw new TypeError(
-        `Cannot ${action}: expected an array of { args } items: received ${
-          describe(items)
-        }`,
-      );
-    }
-    const shared = times(options, action);
-    const jobs = items.map((item, i) => {
-      const where = `${action} (item ${i})`;
-      if (item === null || typeof item !== "object" || !("args" in item)) {
-        throw new TypeError(
-          `Cannot ${where}: expected an object with 'args': received ${
-            describe(item)
-          }`,
-        );
-      }
-      const own: { scheduleAt: When; expectedAt: When } = readTimes(
-        item,
-        TASK_INPUT_KEYS,
-        where,
-      );
-      return {
-        data: codec.encode(item.args),
-        scheduleAt: own.scheduleAt ?? shared.scheduleAt,
-        expectedAt: own.expectedAt ?? shared.expectedAt,
-      };
-    });
+    const jobs = encodeJobs(
+      codec,
+      items,
+      "args",
+      times(options, action),
+      action,
+    );
     checkOpen(core, action);
     return await insertJobs(db, core.statements.insertJobs, queue, name, jobs);
   };

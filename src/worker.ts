@@ -23,11 +23,11 @@
 
 import type { PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
-import { type DurationInput, parseDuration } from "./duration.ts";
+import { parseDuration } from "./duration.ts";
 import { guardTransaction } from "./job_transaction.ts";
 import { MAX_TIMER_MS, type Waiter } from "./listener.ts";
 import { checkBoolean, checkOptions, checkSignal } from "./options.ts";
-import { withAction } from "./queue.ts";
+import { withAction } from "./new_jobs.ts";
 import { type JobRecord, restoreJobs, returnJob } from "./sql/manage_jobs.ts";
 import type { TakenRow } from "./sql/take_jobs.ts";
 import { beginSafely, type SafeTransaction } from "./safe_transaction.ts";
@@ -39,113 +39,13 @@ import {
   taskRegistry,
 } from "./tasks.ts";
 import type { TransactionSql } from "./types.ts";
+import type {
+  WorkEvent,
+  WorkEventJob,
+  WorkOptions,
+  WorkStats,
+} from "./work_options.ts";
 import postgres from "postgres";
-
-/**
- * Options of {@linkcode Queue.work}.
- *
- * @example A worker for a serverless function
- * ```ts
- * import type { WorkOptions } from "@pq/pq";
- *
- * const options: WorkOptions = {
- *   burst: true, // return once no job is ready
- *   signal: AbortSignal.timeout(25_000), // and before the platform's deadline
- *   concurrency: 4,
- *   gracePeriod: "3s",
- * };
- * ```
- */
-export interface WorkOptions {
-  /** How many jobs run at the same time (default 1). */
-  concurrency?: number;
-  /** Stops the worker: no new jobs, then the grace period. */
-  signal?: AbortSignal;
-  /** Resolve as soon as no job is ready, instead of waiting for more. */
-  burst?: boolean;
-  /**
-   * After `signal` aborts, how long running handlers may take to finish
-   * before their `job.signal` aborts and their transactions roll back
-   * (default `"10s"`).
-   */
-  gracePeriod?: DurationInput;
-  /**
-   * The most jobs one transaction takes and commits (default 32). Batches
-   * are smaller when handlers are slow; 1 gives a transaction per job.
-   */
-  batchSize?: number;
-  /** Called on each job's start, success, retry, failure and abort. */
-  onEvent?: (event: WorkEvent) => void;
-}
-
-/**
- * How many jobs a `work()` call ran to each end.
- *
- * @example Log a run
- * ```ts
- * import type { WorkStats } from "@pq/pq";
- *
- * const log = ({ done, retried, failed }: WorkStats) =>
- *   console.log(`${done} done, ${retried} retried, ${failed} failed`);
- * log({ done: 3, retried: 1, failed: 0 });
- * ```
- */
-export interface WorkStats {
-  /** Jobs whose handler succeeded (and whose transaction committed). */
-  done: number;
-  /** Failed runs that were put back for a retry. */
-  retried: number;
-  /** Jobs stored as failed: out of retries, or no such task. */
-  failed: number;
-}
-
-/**
- * The job an event is about.
- *
- * @example Name a job in a log line
- * ```ts
- * import type { WorkEventJob } from "@pq/pq";
- *
- * const name = (job: WorkEventJob) => `${job.queue}/${job.task}#${job.id} (try ${job.attempt})`;
- * ```
- */
-export interface WorkEventJob {
-  /** The job's id. */
-  id: string;
-  /** The queue's name. */
-  queue: string;
-  /** The task's name. */
-  task: string;
-  /** The run: 1 for the first. */
-  attempt: number;
-}
-
-/**
- * What happened to a job, reported to `onEvent`.
- *
- * @example Send events to your logger
- * ```ts
- * import type { WorkEvent } from "@pq/pq";
- *
- * function onEvent(event: WorkEvent): void {
- *   if (event.type === "failure") console.error(event.job.id, event.error);
- *   if (event.type === "success") console.log(event.job.id, `${event.durationMs} ms`);
- * }
- * ```
- */
-export type WorkEvent =
-  | { type: "start"; job: WorkEventJob }
-  | { type: "success"; job: WorkEventJob; durationMs: number }
-  | {
-    type: "retry";
-    job: WorkEventJob;
-    durationMs: number;
-    error: unknown;
-    retryInMs: number;
-  }
-  | { type: "failure"; job: WorkEventJob; durationMs: number; error: unknown }
-  | { type: "abort"; job: WorkEventJob; error: unknown }
-  | { type: "error"; error: unknown };
 
 const WORK_OPTIONS = [
   "concurrency",
@@ -406,7 +306,7 @@ export class Worker {
     let took = 0, retryInMs: number | null = null, pid = 0;
     try {
       await beginSafely(core.sql, async (t) => {
-        const found = await t.run(takeReady(
+        const taking = t.run(takeReady(
           core,
           t.tx,
           true,
@@ -414,13 +314,31 @@ export class Worker {
           "task",
           this.#limit(),
         ));
+        // The first job's savepoint goes out right behind the take, so a
+        // batch of one costs begin, take and commit round trips, not four.
+        const first = earlySavepoint(t.tx);
+        let found;
+        try {
+          found = await taking;
+        } finally {
+          // Unused when nothing was taken, and when due jobs were promoted
+          // first: then it was sent before the promotion, and rolling a job
+          // back to it would undo the promotion and the take too.
+          if (!found?.rows.length || found.promoted) {
+            await t.run(first.skip());
+          }
+        }
         took = found.rows.length;
         retryInMs = found.retryInMs;
         pid = found.pid;
         this.#open.add(pid);
         for (let i = 0; i < found.rows.length; i++) {
+          const savepoint = i === 0 && !found.promoted
+            ? first
+            : lateSavepoint(t.tx);
           if (this.#stop.signal.aborted) {
             // Stopping: put back what has not started, keep what is done.
+            await t.run(savepoint.skip());
             await t.run(restoreJobs(
               t.tx,
               core.names,
@@ -428,7 +346,7 @@ export class Worker {
             ));
             break;
           }
-          await this.#runJob(t, found.rows[i], pending, started);
+          await this.#runJob(t, savepoint, found.rows[i], pending, started);
         }
       });
     } catch (error) {
@@ -447,6 +365,7 @@ export class Worker {
   /** Runs one job of a batch in a savepoint; records how it ended. */
   async #runJob(
     t: SafeTransaction,
+    savepoint: Savepoint,
     row: TakenRow,
     pending: Pending[],
     started: WorkEventJob[],
@@ -473,6 +392,7 @@ export class Worker {
       }
       args = definition.codec.decode(row.data);
     } catch (error) {
+      await t.run(savepoint.skip());
       await t.run(returnJob(t.tx, core.names, record, null, errorJson(error)));
       pending.push({
         stat: "failed",
@@ -485,7 +405,7 @@ export class Worker {
     const start = performance.now();
     try {
       await t.run(
-        t.tx.savepoint((sp) =>
+        savepoint.use((sp) =>
           t.run(this.#runHandler(definition, args, sp, () => t.dead, row, info))
         ),
       );
@@ -586,6 +506,49 @@ export class Worker {
       console.error("pq: onEvent threw:", error);
     }
   }
+}
+
+/** A savepoint a job runs in: `use(fn)` runs fn in it; `skip()` does not. */
+interface Savepoint {
+  use(fn: (sp: TransactionSql) => Promise<void>): Promise<unknown>;
+  skip(): Promise<unknown>;
+}
+
+/**
+ * A savepoint sent before it is known to be needed: postgres.js sends it as
+ * soon as this is called (pipelined behind the statement sent before), and
+ * runs the function given to `use()` in it once it exists. `skip()` leaves
+ * it empty, which costs nothing more.
+ */
+function earlySavepoint(tx: TransactionSql): Savepoint {
+  type Work = ((sp: TransactionSql) => Promise<void>) | null;
+  let choose!: (work: Work) => void;
+  const chosen = new Promise<Work>((resolve) => (choose = resolve));
+  const scope = tx.savepoint(async (sp) => {
+    const work = await chosen;
+    if (work) await work(sp);
+  });
+  // Awaited through use() or skip(); this only keeps an error from being
+  // reported as unhandled when the batch failed before either.
+  scope.catch(() => {});
+  return {
+    use(work) {
+      choose(work);
+      return scope;
+    },
+    skip() {
+      choose(null);
+      return scope;
+    },
+  };
+}
+
+/** A savepoint opened when the job starts. */
+function lateSavepoint(tx: TransactionSql): Savepoint {
+  return {
+    use: (work) => tx.savepoint(work),
+    skip: () => Promise.resolve(),
+  };
 }
 
 function positiveInteger(value: unknown, name: string): number {

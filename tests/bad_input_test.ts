@@ -618,8 +618,7 @@ describe("bad input", () => {
     await rejectsClear(
       () => q.iterate({ timeout: "5x" }).next(),
       TypeError,
-      // Named "get job", as iterate() reads the timeout of each get.
-      /^Cannot get job: 'timeout' must be .*received "5x"$/,
+      /^Cannot iterate: 'timeout' must be .*received "5x"$/,
     );
     await rejectsClear(
       () => q.iterate({ signal: "stop" } as never).next(),

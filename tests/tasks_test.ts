@@ -161,6 +161,27 @@ describe("tasks", () => {
     assert.equal(await q.get({ block: false }), null);
   });
 
+  test("retries that wait in the scheduled state run exactly maxRetries more times", async () => {
+    const q = fresh();
+    const attempts: number[] = [];
+    const stop = new AbortController();
+    const eat = q.task("eat", async (_: unknown, job) => {
+      attempts.push(job.attempt);
+      await job.tx`select 1`;
+      throw new Error(`attempt ${job.attempt}`);
+    }, { maxRetries: 2, retryIn: 150 });
+    const id = await eat({});
+    const stats = await q.work({
+      signal: stop.signal,
+      onEvent: (e) => e.type === "failure" && stop.abort(),
+    });
+    assert.deepEqual(attempts, [1, 2, 3]);
+    assert.deepEqual(stats, { done: 0, retried: 2, failed: 1 });
+    const [failed] = await q.failed();
+    assert.equal(failed.id, id);
+    assert.equal(failed.attempts, 3);
+  });
+
   test("a retry waits retryIn, and exponential backoff grows", async () => {
     const q = fresh();
     const eat = q.task("eat", () => {

@@ -1,0 +1,132 @@
+/**
+ * Turns the arguments of `put()`, `putMany()` and a task's enqueuing calls
+ * into encoded jobs, checking everything before anything is written.
+ *
+ * @module
+ */
+
+import type { Codec } from "./codecs.ts";
+import { describe } from "./describe.ts";
+import { resolveTime, type TimeInput } from "./duration.ts";
+import { checkOptions } from "./options.ts";
+import type { PutOptions } from "./queue_options.ts";
+import type { NewJob, When } from "./sql/insert_jobs.ts";
+
+/**
+ * The times pq stores: the driver sends a Date as `toISOString()`, whose
+ * six-digit years (after 9999, before year 1) the server rejects with a
+ * misleading "time zone displacement out of range"; a delay that ends later
+ * could be stored but not read back into a Date.
+ */
+const FIRST_DATE = Date.parse("0001-01-01T00:00:00.000Z");
+const LAST_DATE = Date.parse("9999-12-31T23:59:59.999Z");
+
+/** The options of a put. */
+export const PUT_OPTIONS = ["scheduleAt", "expectedAt"] as const;
+
+/**
+ * Re-throws a TypeError or RangeError with the action in front, so that the
+ * message says what failed: `Cannot put job: 'scheduleAt' must be ...`.
+ */
+export function withAction(action: string, error: unknown): never {
+  // Already said (readTimes inside a task's options): say it once.
+  if (
+    error instanceof Error && error.message.startsWith(`Cannot ${action}: `)
+  ) {
+    throw error;
+  }
+  if (error instanceof TypeError) {
+    throw new TypeError(`Cannot ${action}: ${error.message}`);
+  }
+  if (error instanceof RangeError) {
+    throw new RangeError(`Cannot ${action}: ${error.message}`);
+  }
+  throw error;
+}
+
+/** Reads the `scheduleAt` and `expectedAt` options. */
+export function readTimes(
+  options: PutOptions | undefined,
+  known: readonly string[],
+  action: string,
+): { scheduleAt: When; expectedAt: When } {
+  try {
+    const { scheduleAt, expectedAt } = checkOptions(options, known);
+    return {
+      scheduleAt: scheduleAt === undefined
+        ? undefined
+        : storableTime(scheduleAt, "scheduleAt"),
+      expectedAt: expectedAt === undefined
+        ? undefined
+        : storableTime(expectedAt, "expectedAt"),
+    };
+  } catch (error) {
+    withAction(action, error);
+  }
+}
+
+/** Reads a time with {@linkcode resolveTime}; a Date must suit PostgreSQL. */
+function storableTime(input: TimeInput, what: string): When {
+  const time = resolveTime(input, what);
+  if ("at" in time) {
+    const ms = time.at.getTime();
+    if (ms < FIRST_DATE || ms > LAST_DATE) {
+      throw new RangeError(
+        `'${what}' must be a Date from year 1 to 9999: received ${
+          describe(input)
+        }`,
+      );
+    }
+  } else if (Date.now() + time.delayMs > LAST_DATE) {
+    throw new RangeError(
+      `'${what}' must be a delay that ends before the year 10000: received ${
+        describe(input)
+      }`,
+    );
+  }
+  return time;
+}
+
+/** The times of a job: its own where given, else the defaults. */
+export interface JobTimes {
+  scheduleAt: When;
+  expectedAt: When;
+}
+
+/**
+ * Encodes many jobs, all before anything is written: items are objects
+ * with the data under `key` (`data` for putMany, `args` for tasks), each
+ * optionally with its own times, which win over `defaults`.
+ */
+export function encodeJobs(
+  codec: Codec,
+  items: readonly unknown[],
+  key: "data" | "args",
+  defaults: JobTimes,
+  action: string,
+): NewJob[] {
+  if (!Array.isArray(items)) {
+    throw new TypeError(
+      `Cannot ${action}: expected an array of { ${key} } items: received ${
+        describe(items)
+      }`,
+    );
+  }
+  const known = [key, ...PUT_OPTIONS];
+  return items.map((item, i) => {
+    const where = `${action} (item ${i})`;
+    if (item === null || typeof item !== "object" || !(key in item)) {
+      throw new TypeError(
+        `Cannot ${where}: expected an object with '${key}': received ${
+          describe(item)
+        }`,
+      );
+    }
+    const own = readTimes(item as PutOptions, known, where);
+    return {
+      data: codec.encode((item as Record<string, unknown>)[key]),
+      scheduleAt: own.scheduleAt ?? defaults.scheduleAt,
+      expectedAt: own.expectedAt ?? defaults.expectedAt,
+    };
+  });
+}
