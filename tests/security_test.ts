@@ -18,6 +18,7 @@ describe("security", () => {
   /** The restricted role's name, its client and its PQ. */
   let role: string;
   let app: postgres.Sql;
+  let password: string;
   let pq: PQ;
   let n = 0;
 
@@ -25,7 +26,12 @@ describe("security", () => {
     owner = await openTestPQ("security");
     const schema = owner.sql(owner.scratch.schema);
     role = `pq_test_app_${crypto.randomUUID().slice(0, 8)}`;
-    await owner.sql`create role ${owner.sql(role)} login`;
+    // A password, for servers that ask for one (the embedded PostgreSQL);
+    // random, as the role exists only for this test.
+    password = crypto.randomUUID();
+    await owner.sql`create role ${owner.sql(role)} login password ${
+      owner.sql.unsafe(`'${password}'`)
+    }`;
     await owner.sql`grant usage on schema ${schema} to ${owner.sql(role)}`;
     await owner.sql`grant select, insert, update, delete
       on ${schema}.queue to ${owner.sql(role)}`;
@@ -34,6 +40,7 @@ describe("security", () => {
       to ${owner.sql(role)}`;
     app = postgres(databaseUrl(), {
       username: role,
+      password,
       max: 4,
       onnotice: () => {},
     });
