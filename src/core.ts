@@ -29,7 +29,8 @@ export interface Statements {
 
 /** Builds the hot-path statements of a table. */
 export function buildStatements(names: TableNames): Statements {
-  const takes = new Map<string, string>();
+  // Keyed by a number, so that a take allocates no key string.
+  const takes = new Map<number, string>();
   return {
     insertJob: insertJobSql(names),
     insertJobs: {
@@ -38,7 +39,7 @@ export function buildStatements(names: TableNames): Statements {
     },
     promoteDue: promoteDueJobsSql(names),
     take(task, limit, ignoreDue) {
-      const key = `${task} ${limit} ${ignoreDue}`;
+      const key = limit * 4 + (task ? 2 : 0) + (ignoreDue ? 1 : 0);
       let text = takes.get(key);
       if (!text) {
         takes.set(key, text = takeJobsSql(names, task, limit, ignoreDue));
