@@ -30,6 +30,9 @@
 export { createPQ, PQ } from "./src/create_pq.ts";
 export type { PQOptions, QueueOptions } from "./src/create_pq.ts";
 export { Queue } from "./src/queue.ts";
+export { PQError } from "./src/errors.ts";
+export type { PQErrorCode, PQErrorOptions } from "./src/errors.ts";
+export type { StoredError } from "./src/stored_error.ts";
 export type {
   FailedJob,
   FailedOptions,
@@ -37,6 +40,7 @@ export type {
   IterateOptions,
   JobInput,
   PutOptions,
+  SizeOptions,
 } from "./src/queue_options.ts";
 export type {
   Task,

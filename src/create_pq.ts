@@ -10,12 +10,14 @@ import { buildStatements, type PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { Listener } from "./listener.ts";
+import { createReport } from "./report.ts";
 import { Vacuum } from "./vacuum.ts";
 import { checkIdentifier, checkName } from "./names.ts";
 import { checkBoolean, checkOptions } from "./options.ts";
 import { withAction } from "./new_jobs.ts";
 import { Queue } from "./queue.ts";
 import { createSchema, currentSchema, tableNames } from "./schema.ts";
+import type { TaskRegistry } from "./tasks.ts";
 import type { Sql } from "./types.ts";
 
 /**
@@ -71,6 +73,15 @@ export interface PQOptions {
    * With autovacuum on, pq leaves it to the server.
    */
   vacuum?: boolean;
+  /**
+   * Hears what goes wrong away from any caller, as a `PQError`: background
+   * failures (`BACKGROUND`: the listener cannot connect or register, a poll
+   * or a vacuum fails, with the driver's error as `cause`), jobs parked
+   * because their data cannot be decoded (`DECODE_FAILED`), a worker that
+   * fills its pool (`POOL_TOO_SMALL`). Default: a console warning, at most
+   * once a minute for each distinct message.
+   */
+  onError?: (error: Error) => void;
 }
 
 /**
@@ -101,6 +112,7 @@ const PQ_OPTIONS = [
   "listen",
   "pollInterval",
   "vacuum",
+  "onError",
 ] as const;
 
 /**
@@ -246,6 +258,10 @@ export class PQ {
    * gets end as timed out. The caller's client stays open: end it with
    * `sql.end()`.
    *
+   * Running workers stop as if their `signal` aborted: they take no new
+   * jobs, give running handlers their grace period, and their `work()`
+   * resolves with its counts before `close()` does.
+   *
    * @returns Once everything of pq is stopped.
    *
    * @example
@@ -263,9 +279,13 @@ export class PQ {
    * ```
    */
   async close(): Promise<void> {
-    this.#core.closed = true;
-    await this.#core.listener.close();
-    await this.#core.vacuum.close();
+    const core = this.#core;
+    core.closed = true;
+    const workers = [...core.workers];
+    for (const worker of workers) worker.stop();
+    await core.listener.close();
+    await Promise.allSettled(workers.map((worker) => worker.done));
+    await core.vacuum.close();
   }
 
   /**
@@ -352,6 +372,8 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
         `'pollInterval' must be at least 10 milliseconds: received ${pollIntervalMs}`,
       );
     }
+    const report = createReport(checkFunction(o.onError, "onError"));
+    const tasks = new Map<string, TaskRegistry>();
     const core: PQCore = {
       sql,
       names,
@@ -359,9 +381,23 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
       defaultCodec: { encode, decode },
       codecs,
       timeoutMs: parseDuration(o.timeout ?? "1s", "timeout"),
-      listener: new Listener({ sql, names, listen, pollIntervalMs }),
-      vacuum: new Vacuum(sql, names, checkBoolean(o.vacuum, "vacuum") ?? true),
-      tasks: new Map(),
+      listener: new Listener({
+        sql,
+        names,
+        listen,
+        pollIntervalMs,
+        report,
+        tasksOf: (queue) => [...(tasks.get(queue)?.keys() ?? [])],
+      }),
+      vacuum: new Vacuum(
+        sql,
+        names,
+        checkBoolean(o.vacuum, "vacuum") ?? true,
+        report,
+      ),
+      tasks,
+      workers: new Set(),
+      report,
       closed: false,
     };
     return new PQ(core, schema);

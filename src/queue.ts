@@ -8,11 +8,15 @@
  * @module
  */
 
+import { Binding } from "./binding.ts";
 import type { Codec } from "./codecs.ts";
 import type { PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
+import { assertOpen } from "./errors.ts";
 import { Job } from "./job.ts";
+import { decodeOrPark, failedJobOf } from "./job_data.ts";
+import { checkName } from "./names.ts";
 import { encodeJobs, PUT_OPTIONS, readTimes, withAction } from "./new_jobs.ts";
 import { checkBoolean, checkOptions, checkSignal } from "./options.ts";
 import type {
@@ -22,17 +26,21 @@ import type {
   IterateOptions,
   JobInput,
   PutOptions,
+  SizeOptions,
 } from "./queue_options.ts";
 import { insertJob, insertJobs, type NewJob } from "./sql/insert_jobs.ts";
-import { countJobs, deleteJobs } from "./sql/manage_jobs.ts";
+import {
+  countJobs,
+  deleteJobs,
+  listFailedJobs,
+  retryFailedJob,
+} from "./sql/manage_jobs.ts";
 import { takeWaiting } from "./take.ts";
-import { listFailedJobs, retryFailedJob } from "./sql/manage_jobs.ts";
 import {
   registerTask,
   type Task,
   type TaskHandler,
   type TaskOptions,
-  taskRegistry,
 } from "./tasks.ts";
 import type { Executor, TransactionSql } from "./types.ts";
 import { Worker } from "./worker.ts";
@@ -41,6 +49,7 @@ import type { WorkOptions, WorkStats } from "./work_options.ts";
 /** The largest job id: ids are PostgreSQL `bigint`s. */
 const MAX_JOB_ID = 2n ** 63n - 1n;
 const GET_OPTIONS = ["block", "timeout", "signal"] as const;
+const SIZE_OPTIONS = ["task"] as const;
 const ITERATE_OPTIONS = ["timeout", "signal"] as const;
 
 /**
@@ -71,12 +80,11 @@ export class Queue<T = unknown> {
   readonly name: string;
   /** The codec that encodes this queue's data. */
   readonly codec: Codec;
-  /** @internal */
-  readonly core: PQCore;
-  /** @internal The client, or the transaction this queue is bound to. */
-  readonly db: Executor;
-  /** @internal True when bound to a transaction. */
-  readonly inTransaction: boolean;
+  readonly #core: PQCore;
+  /** The client, or the transaction this queue is bound to. */
+  readonly #db: Executor;
+  /** The caller's transaction, when bound to one. */
+  readonly #binding: Binding | null;
 
   /**
    * Queues are made by `pq.queue(name)` and `queue.with(tx)`.
@@ -84,14 +92,19 @@ export class Queue<T = unknown> {
    * @param core The PQ's shared state.
    * @param name The queue's name.
    * @param codec The codec of its data.
-   * @param db The client or transaction to run statements on.
+   * @param binding The transaction to run statements in, if any.
    */
-  constructor(core: PQCore, name: string, codec: Codec, db?: Executor) {
-    this.core = core;
+  constructor(
+    core: PQCore,
+    name: string,
+    codec: Codec,
+    binding?: Binding,
+  ) {
+    this.#core = core;
     this.name = name;
     this.codec = codec;
-    this.db = db ?? core.sql;
-    this.inTransaction = db !== undefined;
+    this.#binding = binding ?? null;
+    this.#db = binding?.tx ?? core.sql;
   }
 
   /**
@@ -132,13 +145,19 @@ export class Queue<T = unknown> {
   async put(data: T, options?: PutOptions): Promise<string> {
     const job = this.#newJob(data, options, "put job");
     this.#checkOpen("put job");
-    return await insertJob(
-      this.db,
-      this.core.statements.insertJob,
+    const binding = this.#binding;
+    const id = await insertJob(
+      this.#db,
+      binding
+        ? this.#core.statements.insertBound
+        : this.#core.statements.insert,
       this.name,
       null,
       job,
+      binding ?? undefined,
     );
+    binding?.confirm(id !== null, "put job");
+    return id!;
   }
 
   /**
@@ -181,13 +200,19 @@ export class Queue<T = unknown> {
     const shared = readTimes(options, PUT_OPTIONS, "put jobs");
     const jobs = encodeJobs(this.codec, items, "data", shared, "put jobs");
     this.#checkOpen("put jobs");
-    return await insertJobs(
-      this.db,
-      this.core.statements.insertJobs,
+    const binding = this.#binding;
+    const ids = await insertJobs(
+      this.#db,
+      binding
+        ? this.#core.statements.insertBound
+        : this.#core.statements.insert,
       this.name,
       null,
       jobs,
+      binding ?? undefined,
     );
+    binding?.confirm(ids !== null, "put jobs");
+    return ids!;
   }
 
   /**
@@ -198,7 +223,13 @@ export class Queue<T = unknown> {
    *
    * @param options `block: false` never waits; `timeout` bounds the wait
    * (default: the PQ's, 1 s); `signal` stops it.
-   * @returns The job, or null if none became ready in time.
+   * A job whose data the codec cannot decode is not returned nor lost: it
+   * is kept as a failed job with its text and the decode error (see
+   * `failed()`), reported to the PQ's `onError`, and the get goes on to the
+   * next job.
+   *
+   * @returns The job, or null if none became ready in time (or the PQ was
+   * closed while waiting).
    * @throws The signal's reason when `signal` aborts while waiting (at once,
    * before any query, if it is already aborted).
    *
@@ -228,25 +259,28 @@ export class Queue<T = unknown> {
   async get(options?: GetOptions): Promise<Job<T> | null> {
     const wait = this.#waitOptions(options, GET_OPTIONS, "get job");
     this.#checkOpen("get job");
-    const [row] = await takeWaiting(
-      this.core,
-      this.db,
-      this.inTransaction,
-      this.name,
-      "plain",
-      1,
-      wait,
-    );
-    if (!row) return null;
-    return new Job<T>(
-      {
-        db: this.db,
-        names: this.core.names,
-        codec: this.codec,
-        queue: this.name,
-      },
-      row,
-    );
+    const deadline = performance.now() + (wait?.timeoutMs ?? 0);
+    const origin = {
+      db: this.#db,
+      binding: this.#binding,
+      names: this.#core.names,
+      codec: this.codec,
+      queue: this.name,
+    };
+    for (;;) {
+      const [row] = await takeWaiting(
+        this.#core,
+        this.#db,
+        this.#binding !== null,
+        this.name,
+        { kind: "plain", binding: this.#binding },
+        1,
+        wait && { ...wait, timeoutMs: deadline - performance.now() },
+      );
+      if (!row) return null;
+      const decoded = await decodeOrPark(this.#core, this.#db, origin, row);
+      if (decoded) return new Job<T>(origin, row, decoded.data as T);
+    }
   }
 
   /**
@@ -333,8 +367,12 @@ export class Queue<T = unknown> {
 
   /**
    * Counts the ready jobs: those that can be taken now, including scheduled
-   * jobs whose time came, excluding future and failed ones.
+   * jobs whose time came, excluding future and failed ones. A job taken by
+   * a transaction that has not committed yet still counts (the count cannot
+   * see another transaction's uncommitted work).
    *
+   * @param options `task`: count only the jobs of this task (for example
+   * those of a task that no running worker knows, which wait for one).
    * @returns The number of ready jobs.
    *
    * @example
@@ -356,13 +394,23 @@ export class Queue<T = unknown> {
    * await sql.end();
    * ```
    */
-  async size(): Promise<number> {
+  async size(options?: SizeOptions): Promise<number> {
+    let task: string | undefined;
+    try {
+      task = checkOptions(options, SIZE_OPTIONS).task;
+      if (task !== undefined) checkName(task, "'task'");
+    } catch (error) {
+      withAction("count jobs", error);
+    }
     this.#checkOpen("count jobs");
-    return await countJobs(this.db, this.core.names, this.name);
+    await this.#binding?.check("count jobs");
+    return await countJobs(this.#db, this.#core.names, this.name, task);
   }
 
   /**
-   * Removes every job of the queue: ready, scheduled, failed and done.
+   * Removes every job of the queue: ready, scheduled, failed and done. A job
+   * that an open transaction has taken is not removed (its transaction
+   * decides its fate), and `clear()` waits for such transactions to end.
    *
    * @returns How many jobs were removed.
    *
@@ -385,8 +433,9 @@ export class Queue<T = unknown> {
    */
   async clear(): Promise<number> {
     this.#checkOpen("clear queue");
-    const removed = await deleteJobs(this.db, this.core.names, this.name);
-    this.core.vacuum.noteTaken(removed);
+    await this.#binding?.check("clear queue");
+    const removed = await deleteJobs(this.#db, this.#core.names, this.name);
+    this.#core.vacuum.noteTaken(removed);
     return removed;
   }
 
@@ -431,7 +480,7 @@ export class Queue<T = unknown> {
         }`,
       );
     }
-    return new Queue<T>(this.core, this.name, this.codec, tx);
+    return new Queue<T>(this.#core, this.name, this.codec, new Binding(tx));
   }
 
   /**
@@ -481,10 +530,22 @@ export class Queue<T = unknown> {
       );
     }
     this.#checkOpen("run transaction");
-    const run = (tx: TransactionSql) => fn(this.with(tx), tx);
-    const result = this.inTransaction
-      ? (this.db as TransactionSql).savepoint(run)
-      : this.core.sql.begin(run);
+    await this.#binding?.check("run transaction");
+    const run = async (tx: TransactionSql) => {
+      const binding = new Binding(tx);
+      try {
+        return await fn(
+          new Queue<T>(this.#core, this.name, this.codec, binding),
+          tx,
+        );
+      } finally {
+        // A queue kept past its transaction (or savepoint) must not be used.
+        binding.end();
+      }
+    };
+    const result = this.#binding
+      ? this.#binding.tx.savepoint(run)
+      : this.#core.sql.begin(run);
     return await result as R;
   }
 
@@ -533,7 +594,7 @@ export class Queue<T = unknown> {
     options?: TaskOptions,
   ): Task<A> {
     return registerTask<A>(
-      this.core,
+      this.#core,
       this.name,
       this.codec,
       name,
@@ -575,7 +636,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async work(options?: WorkOptions): Promise<WorkStats> {
-    return await new Worker(this.core, this.name, options).run();
+    return await new Worker(this.#core, this.name, options).run();
   }
 
   /**
@@ -623,28 +684,14 @@ export class Queue<T = unknown> {
       withAction("list failed jobs", error);
     }
     this.#checkOpen("list failed jobs");
+    await this.#binding?.check("list failed jobs");
     const rows = await listFailedJobs(
-      this.db,
-      this.core.names,
+      this.#db,
+      this.#core.names,
       this.name,
       limit,
     );
-    const tasks = taskRegistry(this.core, this.name);
-    return rows.map((row) => {
-      const codec = (row.task && tasks.get(row.task)?.codec) || this.codec;
-      return {
-        id: row.id,
-        queue: row.queue,
-        task: row.task,
-        data: codec.decode(row.data),
-        attempts: row.attempts,
-        error: row.error === null ? null : JSON.parse(row.error),
-        enqueuedAt: row.enqueuedAt,
-        scheduleAt: row.scheduleAt,
-        expectedAt: row.expectedAt,
-        failedAt: row.failedAt,
-      };
-    });
+    return rows.map((row) => failedJobOf(row, this.codec));
   }
 
   /**
@@ -696,7 +743,8 @@ export class Queue<T = unknown> {
       );
     }
     this.#checkOpen("retry job");
-    return await retryFailedJob(this.db, this.core.names, this.name, text);
+    await this.#binding?.check("retry job");
+    return await retryFailedJob(this.#db, this.#core.names, this.name, text);
   }
 
   /** Encodes one job and reads its options; nothing is written yet. */
@@ -718,7 +766,7 @@ export class Queue<T = unknown> {
       block = checkBoolean(o.block, "block");
       signal = checkSignal(o.signal);
       timeoutMs = o.timeout === undefined
-        ? this.core.timeoutMs
+        ? this.#core.timeoutMs
         : parseDuration(o.timeout, "timeout");
     } catch (error) {
       withAction(action, error);
@@ -728,8 +776,7 @@ export class Queue<T = unknown> {
   }
 
   #checkOpen(action: string): void {
-    if (this.core.closed) {
-      throw new Error(`Cannot ${action}: this PQ is closed`);
-    }
+    assertOpen(this.#core, action);
+    this.#binding?.assertOpen(action);
   }
 }

@@ -5,6 +5,7 @@
  */
 
 import type { DurationInput, TimeInput } from "./duration.ts";
+import type { StoredError } from "./stored_error.ts";
 
 /**
  * Options of `Queue.put`.
@@ -88,7 +89,23 @@ export interface FailedOptions {
 }
 
 /**
- * A task job that used up its attempts (or whose task was unknown).
+ * Options of `Queue.size`.
+ *
+ * @example Count the jobs of one task
+ * ```ts
+ * import type { SizeOptions } from "@pq/pq";
+ *
+ * const options: SizeOptions = { task: "send-email" };
+ * ```
+ */
+export interface SizeOptions {
+  /** Count only the ready jobs of this task. */
+  task?: string;
+}
+
+/**
+ * A task job that used up its attempts, or a job whose data could not be
+ * decoded.
  *
  * @example Report failures
  * ```ts
@@ -104,14 +121,21 @@ export interface FailedJob {
   id: string;
   /** The queue's name. */
   queue: string;
-  /** The task's name. */
+  /** The task's name; null for a plain job (parked by `get()`). */
   task: string | null;
-  /** The task's argument, decoded. */
+  /** The data, decoded; undefined when the codec cannot decode it. */
   data: unknown;
+  /** The data as stored (JSON text), whether or not it decodes. */
+  rawData: string;
+  /** Why `data` could not be decoded now, or null. */
+  decodeError: StoredError | null;
   /** How many times it ran. */
   attempts: number;
-  /** The last error: its message, and name and stack if it was an Error. */
-  error: { message: string; name?: string; stack?: string } | null;
+  /**
+   * The last error: its message, and its name, stack and `code` when it had
+   * them (`DECODE_FAILED` for a job whose data could not be decoded).
+   */
+  error: StoredError | null;
   /** When it was put. */
   enqueuedAt: Date;
   /** When its last run was scheduled, if it was. */

@@ -194,6 +194,8 @@ export async function createSchema(sql: Sql, n: TableNames): Promise<void> {
   }
   const schema = n.schema;
   await sql.begin(async (tx) => {
+    // "already exists, skipping" notices would print on every start.
+    await tx.unsafe(`set local client_min_messages to warning`);
     await tx.unsafe(
       `select pg_advisory_xact_lock(hashtext(${quoteLiteral(`pq:${schema}`)}))`,
     );

@@ -9,16 +9,18 @@
  * @module
  */
 
+import { Binding } from "./binding.ts";
 import type { Codec } from "./codecs.ts";
 import type { PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
+import { assertOpen, PQError } from "./errors.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { checkName } from "./names.ts";
 import { checkOptions } from "./options.ts";
 import { encodeJobs, readTimes, withAction } from "./new_jobs.ts";
 import type { PutOptions } from "./queue_options.ts";
 import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
-import type { Executor, TransactionSql } from "./types.ts";
+import type { TransactionSql } from "./types.ts";
 
 /**
  * Options of a task: its default times and its retry policy.
@@ -246,25 +248,30 @@ export function registerTask<A>(
   }
   const registry = taskRegistry(core, queue);
   if (registry.has(name)) {
-    throw new Error(
+    throw new PQError(
+      "DUPLICATE_TASK",
       `Cannot ${action}: the queue ${
         describe(queue)
       } already has a task of that name`,
     );
   }
   registry.set(name, definition);
-  return enqueuer<A>(core, core.sql, queue, codec, name, defaults);
+  return enqueuer<A>(core, null, queue, codec, name, defaults);
 }
 
 /** Builds a task's enqueuing function, on the client or a transaction. */
 function enqueuer<A>(
   core: PQCore,
-  db: Executor,
+  binding: Binding | null,
   queue: string,
   codec: Codec,
   name: string,
   defaults: { scheduleAt: When; expectedAt: When },
 ): Task<A> {
+  const db = binding?.tx ?? core.sql;
+  const statements = binding
+    ? core.statements.insertBound
+    : core.statements.insert;
   const times = (options: PutOptions | undefined, action: string) => {
     const own = readTimes(options, CALL_OPTIONS, action);
     return {
@@ -275,8 +282,18 @@ function enqueuer<A>(
   const action = `enqueue task ${describe(name)}`;
   const task = async (args: A, options?: PutOptions): Promise<string> => {
     const job = { data: codec.encode(args), ...times(options, action) };
-    checkOpen(core, action);
-    return await insertJob(db, core.statements.insertJob, queue, name, job);
+    assertOpen(core, action);
+    binding?.assertOpen(action);
+    const id = await insertJob(
+      db,
+      statements,
+      queue,
+      name,
+      job,
+      binding ?? undefined,
+    );
+    binding?.confirm(id !== null, action);
+    return id!;
   };
   const many = async (
     items: readonly TaskInput<A>[],
@@ -289,8 +306,18 @@ function enqueuer<A>(
       times(options, action),
       action,
     );
-    checkOpen(core, action);
-    return await insertJobs(db, core.statements.insertJobs, queue, name, jobs);
+    assertOpen(core, action);
+    binding?.assertOpen(action);
+    const ids = await insertJobs(
+      db,
+      statements,
+      queue,
+      name,
+      jobs,
+      binding ?? undefined,
+    );
+    binding?.confirm(ids !== null, action);
+    return ids!;
   };
   const bind = (tx: TransactionSql): Task<A> => {
     if (typeof tx !== "function" || typeof tx.unsafe !== "function") {
@@ -300,13 +327,9 @@ function enqueuer<A>(
         }: expected a transaction from sql.begin(): received ${describe(tx)}`,
       );
     }
-    return enqueuer<A>(core, tx, queue, codec, name, defaults);
+    return enqueuer<A>(core, new Binding(tx), queue, codec, name, defaults);
   };
   return Object.assign(task, { taskName: name, many, with: bind });
-}
-
-function checkOpen(core: PQCore, action: string): void {
-  if (core.closed) throw new Error(`Cannot ${action}: this PQ is closed`);
 }
 
 /**
