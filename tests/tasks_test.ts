@@ -6,7 +6,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import type { Queue, Task, TaskJob, WorkEvent } from "../mod.ts";
+import {
+  PQError,
+  type Queue,
+  type Task,
+  type TaskJob,
+  type WorkEvent,
+} from "../mod.ts";
 import { databaseUrl } from "./_db.ts";
 import { openTestPQ, since, sleep, type TestPQ } from "./_pq.ts";
 import { spawnTs } from "./_spawn.ts";
@@ -342,7 +348,12 @@ describe("tasks", () => {
     assert.equal(stats.done, 1);
     const rows = await effects(id);
     assert.deepEqual(rows.map((r) => r.note), ["run 2"]);
-    assert.ok(events.some((e) => e.type === "abort"));
+    const abort = events.find((e) => e.type === "abort");
+    assert.ok(abort?.type === "abort");
+    // A lost connection, not a failure of the handler: the driver's error
+    // is the cause.
+    assert.equal((abort.error as PQError).code, "CONNECTION_LOST");
+    assert.ok((abort.error as PQError).cause);
     assert.ok(events.some((e) => e.type === "error"));
   });
 
@@ -386,8 +397,11 @@ describe("tasks", () => {
     const stats = await work;
     assert.ok(since(start) >= 250 && since(start) < 2_000, `${since(start)}`);
     assert.deepEqual(stats, { done: 0, retried: 0, failed: 0 });
-    assert.ok(aborted instanceof Error);
-    assert.ok(events.some((e) => e.type === "abort"));
+    assert.ok(aborted instanceof PQError);
+    assert.equal(aborted.code, "FORCED_STOP");
+    const abort = events.find((e) => e.type === "abort");
+    assert.ok(abort?.type === "abort");
+    assert.equal((abort.error as PQError).code, "FORCED_STOP");
     assert.equal((await effects(id)).length, 0, "its write rolled back");
     assert.equal(await q.size(), 1, "the job is back");
     await q.clear();
