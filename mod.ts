@@ -28,7 +28,6 @@
  */
 
 export { createPQ, PQ } from "./src/create_pq.ts";
-export type { PQOptions, QueueOptions } from "./src/create_pq.ts";
 export { Queue } from "./src/queue.ts";
 export { PQError } from "./src/errors.ts";
 export type { PQErrorCode, PQErrorOptions } from "./src/errors.ts";
@@ -39,16 +38,13 @@ export type {
   GetOptions,
   IterateOptions,
   JobInput,
+  PQOptions,
   PutOptions,
+  QueueOptions,
   SizeOptions,
-} from "./src/queue_options.ts";
-export type {
-  Task,
-  TaskHandler,
-  TaskInput,
-  TaskJob,
   TaskOptions,
-} from "./src/tasks.ts";
+} from "./src/options.ts";
+export type { Task, TaskHandler, TaskInput, TaskJob } from "./src/tasks.ts";
 export type {
   WorkEvent,
   WorkEventJob,

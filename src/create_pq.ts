@@ -8,99 +8,18 @@ import { type Codec, jsonCodec } from "./codecs.ts";
 import { richCodec } from "./pickle.ts";
 import { buildStatements, type PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
-import { type DurationInput, parseDuration } from "./duration.ts";
+import { parseDuration } from "./duration.ts";
 import { Listener } from "./listener.ts";
 import { createReport } from "./report.ts";
 import { Vacuum } from "./vacuum.ts";
 import { checkIdentifier, checkName } from "./names.ts";
-import { checkBoolean, checkOptions } from "./options.ts";
+import { checkBoolean, checkOptions } from "./check_options.ts";
 import { withAction } from "./new_jobs.ts";
 import { Queue } from "./queue.ts";
 import { createSchema, currentSchema, tableNames } from "./schema.ts";
 import type { TaskRegistry } from "./tasks.ts";
 import type { Sql } from "./types.ts";
-
-/**
- * Options of {@linkcode createPQ}.
- *
- * @example Options for a pooler
- * ```ts
- * import type { PQOptions } from "@pq/pq";
- *
- * // Behind PgBouncer in transaction mode: no LISTEN, poll every 250 ms.
- * const options: PQOptions = {
- *   table: "jobs",
- *   schema: "app",
- *   listen: false,
- *   pollInterval: "250ms",
- *   timeout: "30s",
- * };
- * ```
- */
-export interface PQOptions {
-  /** The table that holds the jobs of every queue. Default `"queue"`. */
-  table?: string;
-  /** The table's schema. Default: the first schema of the search path. */
-  schema?: string;
-  /** Encodes job data to JSON text. Default: a strict `JSON.stringify`. */
-  encode?: (data: unknown) => string;
-  /** Decodes the stored JSON text. Default: `JSON.parse`. */
-  decode?: (text: string) => unknown;
-  /**
-   * More codecs, chosen by a queue name's suffix: with `{ csv: myCodec }`,
-   * `pq.queue("reports/csv")` is the queue `reports` using `myCodec`. Built
-   * in: `json` (the default) and `pickle` (keeps Date, BigInt, Map, Set,
-   * typed arrays, undefined, NaN and ±Infinity).
-   */
-  codecs?: Record<string, Codec>;
-  /** The default timeout of a blocking get. Default `"1s"`. */
-  timeout?: DurationInput;
-  /**
-   * LISTEN for notifications (default true). Set false behind a
-   * transaction-mode pooler (PgBouncer, Supavisor), where LISTEN never
-   * fires: blocking gets then poll every `pollInterval`.
-   */
-  listen?: boolean;
-  /**
-   * How often waiting getters poll: the only wake-up without LISTEN, and a
-   * safety net with it. One query per interval per PQ, whatever the number
-   * of waiters. Default `"1s"`.
-   */
-  pollInterval?: DurationInput;
-  /**
-   * When the server's autovacuum is off and this client owns the table,
-   * VACUUM it after many jobs were taken (default true): see `src/vacuum.ts`.
-   * With autovacuum on, pq leaves it to the server.
-   */
-  vacuum?: boolean;
-  /**
-   * Hears what goes wrong away from any caller, as a `PQError`: background
-   * failures (`BACKGROUND`: the listener cannot connect or register, a poll
-   * or a vacuum fails, with the driver's error as `cause`), jobs parked
-   * because their data cannot be decoded (`DECODE_FAILED`), a worker that
-   * fills its pool (`POOL_TOO_SMALL`). Default: a console warning, at most
-   * once a minute for each distinct message.
-   */
-  onError?: (error: Error) => void;
-}
-
-/**
- * Options of {@linkcode PQ.queue}.
- *
- * @example A queue name with a slash
- * ```ts
- * import type { QueueOptions } from "@pq/pq";
- *
- * const options: QueueOptions = { codec: "json" }; // "reports/2024" is the name
- * ```
- */
-export interface QueueOptions {
-  /**
-   * The codec, by name (`"json"`, `"pickle"` or one of `codecs`). When set,
-   * the whole name is the queue's name, even if it contains a `/`.
-   */
-  codec?: string;
-}
+import type { PQOptions, QueueOptions } from "./options.ts";
 
 const PQ_OPTIONS = [
   "table",

@@ -11,7 +11,7 @@
 import type { Codec } from "./codecs.ts";
 import type { PQCore } from "./core.ts";
 import { PQError } from "./errors.ts";
-import type { FailedJob } from "./queue_options.ts";
+import type { FailedJob } from "./options.ts";
 import type { TableNames } from "./schema.ts";
 import {
   type FailedRow,

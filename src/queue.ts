@@ -18,7 +18,7 @@ import { Job } from "./job.ts";
 import { decodeOrPark, failedJobOf } from "./job_data.ts";
 import { checkName } from "./names.ts";
 import { encodeJobs, PUT_OPTIONS, readTimes, withAction } from "./new_jobs.ts";
-import { checkBoolean, checkOptions, checkSignal } from "./options.ts";
+import { checkBoolean, checkOptions, checkSignal } from "./check_options.ts";
 import type {
   FailedJob,
   FailedOptions,
@@ -27,7 +27,8 @@ import type {
   JobInput,
   PutOptions,
   SizeOptions,
-} from "./queue_options.ts";
+  TaskOptions,
+} from "./options.ts";
 import { insertJob, insertJobs, type NewJob } from "./sql/insert_jobs.ts";
 import {
   countJobs,
@@ -36,12 +37,7 @@ import {
   retryFailedJob,
 } from "./sql/manage_jobs.ts";
 import { takeWaiting } from "./take.ts";
-import {
-  registerTask,
-  type Task,
-  type TaskHandler,
-  type TaskOptions,
-} from "./tasks.ts";
+import { registerTask, type Task, type TaskHandler } from "./tasks.ts";
 import type { Executor, TransactionSql } from "./types.ts";
 import { Worker } from "./worker.ts";
 import type { WorkOptions, WorkStats } from "./work_options.ts";

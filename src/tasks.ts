@@ -14,41 +14,13 @@ import type { Codec } from "./codecs.ts";
 import type { PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
 import { assertOpen, PQError } from "./errors.ts";
-import { type DurationInput, parseDuration } from "./duration.ts";
+import { parseDuration } from "./duration.ts";
 import { checkName } from "./names.ts";
-import { checkOptions } from "./options.ts";
+import { checkOptions } from "./check_options.ts";
 import { encodeJobs, readTimes, withAction } from "./new_jobs.ts";
-import type { PutOptions } from "./queue_options.ts";
+import type { PutOptions, TaskOptions } from "./options.ts";
 import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
 import type { TransactionSql } from "./types.ts";
-
-/**
- * Options of a task: its default times and its retry policy.
- *
- * @example Retry three times, backing off
- * ```ts
- * import type { TaskOptions } from "@pq/pq";
- *
- * const options: TaskOptions = {
- *   maxRetries: 3,
- *   retryIn: "10s",
- *   backoff: "exponential",
- *   expectedAt: "1h",
- * };
- * ```
- */
-export interface TaskOptions extends PutOptions {
-  /** How many times a failed run is retried (default 0: one run only). */
-  maxRetries?: number;
-  /** How long after a failure to retry (default `"30s"`). */
-  retryIn?: DurationInput;
-  /**
-   * `"fixed"` (default) waits `retryIn` each time; `"exponential"` doubles
-   * it after each failure, with jitter (between half and all of the
-   * doubled delay), up to one day.
-   */
-  backoff?: "fixed" | "exponential";
-}
 
 /**
  * What a handler gets besides its argument: the running job.

@@ -8,7 +8,7 @@
 import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { withAction } from "./new_jobs.ts";
-import { checkBoolean, checkOptions, checkSignal } from "./options.ts";
+import { checkBoolean, checkOptions, checkSignal } from "./check_options.ts";
 
 /**
  * Options of `Queue.work`.
