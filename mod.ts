@@ -56,5 +56,14 @@ export { assertStorable, jsonCodec } from "./src/codecs.ts";
 export { richCodec } from "./src/pickle.ts";
 export type { Codec } from "./src/codecs.ts";
 export { parseDuration, resolveTime } from "./src/duration.ts";
+export type {
+  Schema,
+  SchemaInput,
+  SchemaIssue,
+  SchemaOutput,
+  SchemaProps,
+  SchemaResult,
+  SchemaTypes,
+} from "./src/validation.ts";
 export type { DurationInput, TimeInput } from "./src/duration.ts";
 export type { Sql, TransactionSql } from "./src/types.ts";

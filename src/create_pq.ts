@@ -20,6 +20,12 @@ import { createSchema, currentSchema, tableNames } from "./schema.ts";
 import type { TaskRegistry } from "./tasks.ts";
 import type { Sql } from "./types.ts";
 import type { PQOptions, QueueOptions } from "./options.ts";
+import {
+  checkSchema,
+  type Schema,
+  type SchemaInput,
+  type SchemaOutput,
+} from "./validation.ts";
 
 const PQ_OPTIONS = [
   "table",
@@ -110,7 +116,8 @@ export class PQ {
    * `apples` with the pickle codec) unless `options.codec` is given.
    *
    * @param name The queue's name, optionally with a codec suffix.
-   * @param options `codec` picks the codec and takes `name` as it is.
+   * @param options `codec` picks the codec and takes `name` as it is;
+   * `schema` (a Standard Schema) checks the data of `put()` and `get()`.
    * @returns The queue.
    * @throws {TypeError} If the name is empty or not a string, has a NUL
    * character or a lone surrogate, or the codec is unknown.
@@ -138,11 +145,31 @@ export class PQ {
    * await sql.end();
    * ```
    */
-  queue<T = unknown>(name: string, options?: QueueOptions): Queue<T> {
+  queue<S extends Schema>(
+    name: string,
+    options: QueueOptions & { schema: S },
+  ): Queue<SchemaOutput<S>, SchemaInput<S>>;
+  /**
+   * A queue whose data has the type `T`, unchecked (see the first form).
+   *
+   * @param name The queue's name, optionally with a codec suffix.
+   * @param options `codec` picks the codec and takes `name` as it is.
+   * @returns The queue.
+   *
+   * @example
+   * ```ts ignore
+   * const apples = pq.queue<{ kind: string }>("apples");
+   * ```
+   */
+  queue<T = unknown>(name: string, options?: QueueOptions): Queue<T>;
+  queue(name: string, options?: QueueOptions): Queue<unknown> {
     const core = this.#core;
     let codecName: string | undefined;
+    let schema: Schema | undefined;
     try {
-      codecName = checkOptions(options, ["codec"]).codec;
+      const o = checkOptions(options, ["codec", "schema"]);
+      codecName = o.codec;
+      schema = checkSchema(o.schema);
     } catch (error) {
       withAction("open queue", error);
     }
@@ -169,7 +196,7 @@ export class PQ {
       }
       codec = found;
     }
-    return new Queue<T>(core, queueName, codec);
+    return new Queue(core, queueName, codec, schema ?? null);
   }
 
   /**

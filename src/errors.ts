@@ -18,6 +18,8 @@
  * - `CONNECTION_LOST`: the connection of a job's transaction closed mid-job.
  * - `DECODE_FAILED`: a job's stored data could not be decoded; the job is
  *   kept as failed with its text.
+ * - `INVALID_DATA`: a job's stored data does not match its task's or queue's
+ *   schema when taken; the job is kept as failed with the schema's issues.
  * - `TRANSACTION_ENDED`: a queue, task or `job.tx` bound to a transaction was
  *   used after that transaction ended.
  * - `POOL_TOO_SMALL`: a worker fills (a warning) or exceeds (an error) the
@@ -41,6 +43,7 @@ export type PQErrorCode =
   | "FORCED_STOP"
   | "CONNECTION_LOST"
   | "DECODE_FAILED"
+  | "INVALID_DATA"
   | "TRANSACTION_ENDED"
   | "POOL_TOO_SMALL"
   | "BACKGROUND";

@@ -1,9 +1,10 @@
 /**
- * Decoding a taken job's data without ever losing the job: data that the
+ * Reading a taken job's data without ever losing the job: data that the
  * codec refuses (a custom `decode` that throws, a `/pickle` row with an
- * unknown tag, a row written by another program) is kept as a failed job
- * with its text and the decode error, where `failed()` lists it and
- * `retry()` brings it back once the code can read it.
+ * unknown tag, a row written by another program) or that does not match the
+ * queue's or task's schema is kept as a failed job with its text and the
+ * error, where `failed()` lists it and `retry()` brings it back once the
+ * code can read it.
  *
  * @module
  */
@@ -25,6 +26,7 @@ import {
   storedErrorJson,
 } from "./stored_error.ts";
 import type { Executor } from "./types.ts";
+import { check, type Schema } from "./validation.ts";
 
 /** Where a job was taken: enough to decode it and to write it back. */
 export interface DecodeOrigin {
@@ -32,6 +34,8 @@ export interface DecodeOrigin {
   names: TableNames;
   /** The codec of the job's queue or task. */
   codec: Codec;
+  /** The schema its data must match, if any. */
+  schema: Schema | null;
   /** The queue's name. */
   queue: string;
 }
@@ -65,46 +69,81 @@ export function decodeError(
   );
 }
 
+/** The `INVALID_DATA` error of a job whose data fails its schema. */
+export function invalidDataError(
+  queue: string,
+  id: string,
+  problem: string,
+): PQError {
+  return new PQError(
+    "INVALID_DATA",
+    `Job ${id} of queue ${
+      JSON.stringify(queue)
+    } does not match its schema: ${problem}; it is kept as a failed job with its data`,
+    { jobId: id },
+  );
+}
+
 /**
- * Decodes a row taken on `db`. When the codec refuses it, stores the job
- * as failed on `db` (in the same transaction when `db` is one), reports it
- * to the PQ's `onError`, and returns null: the caller moves on.
- *
- * @throws {PQError} `DECODE_FAILED`, naming the job and its data, when the
- * job could not even be stored as failed (the connection dropped).
+ * Decodes a job's data and validates it against the schema, if any.
+ * Returns the data (the schema's output), or the error that makes the job
+ * unreadable.
  */
-export async function decodeOrPark(
+export async function readJobData(
+  origin: DecodeOrigin,
+  row: TakenRow,
+): Promise<{ data: unknown } | { error: PQError }> {
+  let data: unknown;
+  try {
+    data = origin.codec.decode(row.data);
+  } catch (cause) {
+    return { error: decodeError(origin.queue, row.id, cause) };
+  }
+  if (!origin.schema) return { data };
+  const checked = await check(origin.schema, data);
+  return "problem" in checked
+    ? { error: invalidDataError(origin.queue, row.id, checked.problem) }
+    : { data: checked.value };
+}
+
+/**
+ * Reads a row taken on `db` (see {@linkcode readJobData}). When it cannot
+ * be read, stores the job as failed on `db` (in the same transaction when
+ * `db` is one), reports it to the PQ's `onError`, and returns null: the
+ * caller moves on.
+ *
+ * @throws {PQError} `DECODE_FAILED` or `INVALID_DATA`, naming the job and
+ * its data, when the job could not even be stored as failed (the connection
+ * dropped).
+ */
+export async function readOrPark(
   core: PQCore,
   db: Executor,
   origin: DecodeOrigin,
   row: TakenRow,
 ): Promise<{ data: unknown } | null> {
+  const read = await readJobData(origin, row);
+  if ("data" in read) return read;
+  const error = read.error;
   try {
-    return { data: origin.codec.decode(row.data) };
-  } catch (cause) {
-    const error = decodeError(origin.queue, row.id, cause);
-    try {
-      await returnJob(
-        db,
-        origin.names,
-        recordOf(origin.queue, row),
-        null,
-        storedErrorJson(error),
-      );
-    } catch (writeError) {
-      throw new PQError(
-        "DECODE_FAILED",
-        `Cannot decode job ${row.id} of queue ${
-          JSON.stringify(origin.queue)
-        } (${storedError(cause).message}), nor keep it as failed (${
-          storedError(writeError).message
-        }): its data is ${row.data.slice(0, 1_000)}`,
-        { cause: writeError, jobId: row.id },
-      );
-    }
-    core.report(error);
-    return null;
+    await returnJob(
+      db,
+      origin.names,
+      recordOf(origin.queue, row),
+      null,
+      storedErrorJson(error),
+    );
+  } catch (writeError) {
+    throw new PQError(
+      error.code,
+      `${error.message}, but it could not be kept as failed (${
+        storedError(writeError).message
+      }): its data is ${row.data.slice(0, 1_000)}`,
+      { cause: writeError, jobId: row.id },
+    );
   }
+  core.report(error);
+  return null;
 }
 
 /** A failed row as listed by `failed()`, decoded if the codec can. */

@@ -7,6 +7,7 @@
 
 import type { Codec } from "./codecs.ts";
 import type { DurationInput, TimeInput } from "./duration.ts";
+import type { Schema } from "./validation.ts";
 import type { StoredError } from "./stored_error.ts";
 
 /**
@@ -248,6 +249,12 @@ export interface QueueOptions {
    * the whole name is the queue's name, even if it contains a `/`.
    */
   codec?: string;
+  /**
+   * A Standard Schema (Zod, Valibot, ArkType, ...) for the jobs' data:
+   * `put()` refuses data that does not match it, and `get()` returns its
+   * output. Types follow it.
+   */
+  schema?: Schema;
 }
 
 /**
@@ -276,4 +283,11 @@ export interface TaskOptions extends PutOptions {
    * doubled delay), up to one day.
    */
   backoff?: "fixed" | "exponential";
+  /**
+   * A Standard Schema (Zod, Valibot, ArkType, ...) for the task's argument:
+   * calls refuse arguments that do not match it, and the handler gets its
+   * output. A job whose stored argument does not match when it is taken
+   * fails at once, with the issues, without retries.
+   */
+  schema?: Schema;
 }

@@ -15,7 +15,7 @@ import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { assertOpen } from "./errors.ts";
 import { Job } from "./job.ts";
-import { decodeOrPark, failedJobOf } from "./job_data.ts";
+import { failedJobOf, readOrPark } from "./job_data.ts";
 import { checkName } from "./names.ts";
 import { encodeJobs, PUT_OPTIONS, readTimes, withAction } from "./new_jobs.ts";
 import { checkBoolean, checkOptions, checkSignal } from "./check_options.ts";
@@ -39,6 +39,12 @@ import {
 import { takeWaiting } from "./take.ts";
 import { registerTask, type Task, type TaskHandler } from "./tasks.ts";
 import type { Executor, TransactionSql } from "./types.ts";
+import {
+  type Schema,
+  type SchemaInput,
+  type SchemaOutput,
+  validateInput,
+} from "./validation.ts";
 import { Worker } from "./worker.ts";
 import type { WorkOptions, WorkStats } from "./work_options.ts";
 
@@ -52,7 +58,9 @@ const ITERATE_OPTIONS = ["timeout", "signal"] as const;
  * A named queue of one PQ's table. Get one with `pq.queue(name)`; a queue
  * bound to a transaction with `queue.with(tx)`.
  *
- * @typeParam T The type of the jobs' data.
+ * @typeParam T The type of the jobs' data, as `get()` returns it.
+ * @typeParam I The type `put()` takes: the same, unless a schema transforms
+ * its input.
  *
  * @example Put and get
  * ```ts
@@ -71,7 +79,7 @@ const ITERATE_OPTIONS = ["timeout", "signal"] as const;
  * await sql.end();
  * ```
  */
-export class Queue<T = unknown> {
+export class Queue<T = unknown, I = T> {
   /** The queue's name (without a codec suffix). */
   readonly name: string;
   /** The codec that encodes this queue's data. */
@@ -81,6 +89,8 @@ export class Queue<T = unknown> {
   readonly #db: Executor;
   /** The caller's transaction, when bound to one. */
   readonly #binding: Binding | null;
+  /** The schema of the jobs' data, if any. */
+  readonly #schema: Schema | null;
 
   /**
    * Queues are made by `pq.queue(name)` and `queue.with(tx)`.
@@ -88,17 +98,20 @@ export class Queue<T = unknown> {
    * @param core The PQ's shared state.
    * @param name The queue's name.
    * @param codec The codec of its data.
+   * @param schema The schema of the jobs' data, if any.
    * @param binding The transaction to run statements in, if any.
    */
   constructor(
     core: PQCore,
     name: string,
     codec: Codec,
+    schema: Schema | null,
     binding?: Binding,
   ) {
     this.#core = core;
     this.name = name;
     this.codec = codec;
+    this.#schema = schema;
     this.#binding = binding ?? null;
     this.#db = binding?.tx ?? core.sql;
   }
@@ -111,8 +124,8 @@ export class Queue<T = unknown> {
    * @param options When the job becomes ready (`scheduleAt`) and its
    * priority (`expectedAt`).
    * @returns The new job's id.
-   * @throws {TypeError} If `data` cannot be encoded or an option is invalid;
-   * nothing is written then.
+   * @throws {TypeError} If `data` cannot be encoded, does not match the
+   * queue's schema, or an option is invalid; nothing is written then.
    * @throws {RangeError} If a time is out of range.
    *
    * @example Delayed and prioritized jobs
@@ -138,7 +151,8 @@ export class Queue<T = unknown> {
    * await sql.end();
    * ```
    */
-  async put(data: T, options?: PutOptions): Promise<string> {
+  async put(data: I, options?: PutOptions): Promise<string> {
+    if (this.#schema) await validateInput(this.#schema, data, "put job");
     const job = this.#newJob(data, options, "put job");
     this.#checkOpen("put job");
     const binding = this.#binding;
@@ -190,11 +204,19 @@ export class Queue<T = unknown> {
    * ```
    */
   async putMany(
-    items: readonly JobInput<T>[],
+    items: readonly JobInput<I>[],
     options?: PutOptions,
   ): Promise<string[]> {
     const shared = readTimes(options, PUT_OPTIONS, "put jobs");
     const jobs = encodeJobs(this.codec, items, "data", shared, "put jobs");
+    const schema = this.#schema;
+    if (schema) {
+      await Promise.all(
+        items.map((item, i) =>
+          validateInput(schema, item.data, `put jobs (item ${i})`)
+        ),
+      );
+    }
     this.#checkOpen("put jobs");
     const binding = this.#binding;
     const ids = await insertJobs(
@@ -261,6 +283,7 @@ export class Queue<T = unknown> {
       binding: this.#binding,
       names: this.#core.names,
       codec: this.codec,
+      schema: this.#schema,
       queue: this.name,
     };
     for (;;) {
@@ -274,8 +297,8 @@ export class Queue<T = unknown> {
         wait && { ...wait, timeoutMs: deadline - performance.now() },
       );
       if (!row) return null;
-      const decoded = await decodeOrPark(this.#core, this.#db, origin, row);
-      if (decoded) return new Job<T>(origin, row, decoded.data as T);
+      const read = await readOrPark(this.#core, this.#db, origin, row);
+      if (read) return new Job<T>(origin, row, read.data as T);
     }
   }
 
@@ -468,7 +491,7 @@ export class Queue<T = unknown> {
    * await sql.end();
    * ```
    */
-  with(tx: TransactionSql): Queue<T> {
+  with(tx: TransactionSql): Queue<T, I> {
     if (typeof tx !== "function" || typeof tx.unsafe !== "function") {
       throw new TypeError(
         `Cannot bind queue: expected a transaction from sql.begin(): received ${
@@ -476,7 +499,13 @@ export class Queue<T = unknown> {
         }`,
       );
     }
-    return new Queue<T>(this.#core, this.name, this.codec, new Binding(tx));
+    return new Queue<T, I>(
+      this.#core,
+      this.name,
+      this.codec,
+      this.#schema,
+      new Binding(tx),
+    );
   }
 
   /**
@@ -518,7 +547,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async transaction<R>(
-    fn: (queue: Queue<T>, tx: TransactionSql) => Promise<R> | R,
+    fn: (queue: Queue<T, I>, tx: TransactionSql) => Promise<R> | R,
   ): Promise<R> {
     if (typeof fn !== "function") {
       throw new TypeError(
@@ -531,7 +560,13 @@ export class Queue<T = unknown> {
       const binding = new Binding(tx);
       try {
         return await fn(
-          new Queue<T>(this.#core, this.name, this.codec, binding),
+          new Queue<T, I>(
+            this.#core,
+            this.name,
+            this.codec,
+            this.#schema,
+            binding,
+          ),
           tx,
         );
       } finally {
@@ -550,14 +585,21 @@ export class Queue<T = unknown> {
    * function enqueues a job of the task and resolves with its id;
    * `queue.work()` runs the handler. Task names are unique per queue.
    *
+   * With a `schema` (any Standard Schema: Zod, Valibot, ArkType, ...), the
+   * options may come before the handler: `task(name, { schema }, handler)`.
+   * Calls then refuse arguments that do not match it, the handler gets its
+   * output, and types follow it.
+   *
    * @param name The task's name, stored with each of its jobs.
    * @param handler Does the work: gets the argument and the job (its id,
    * `attempt`, `signal` and `tx`, the job's transaction).
-   * @param options Default `scheduleAt` and `expectedAt` of its jobs, and
-   * the retry policy: `maxRetries` (default 0), `retryIn` (default `"30s"`),
-   * `backoff` (`"fixed"` or `"exponential"`).
-   * @returns The enqueuing function, typed by the handler's argument.
-   * @throws {Error} If the queue already has a task of that name.
+   * @param options Default `scheduleAt` and `expectedAt` of its jobs, the
+   * retry policy: `maxRetries` (default 0), `retryIn` (default `"30s"`),
+   * `backoff` (`"fixed"` or `"exponential"`), and its `schema`.
+   * @returns The enqueuing function, typed by the handler's argument (or the
+   * schema's input).
+   * @throws {PQError} `DUPLICATE_TASK` if the queue already has a task of
+   * that name.
    * @throws {TypeError} If the name, handler or an option is invalid.
    *
    * @example Register, enqueue, work
@@ -584,12 +626,60 @@ export class Queue<T = unknown> {
    * await sql.end();
    * ```
    */
+  task<S extends Schema>(
+    name: string,
+    options: TaskOptions & { schema: S },
+    handler: TaskHandler<SchemaOutput<S>>,
+  ): Task<SchemaInput<S>>;
+  /**
+   * Registers a task whose argument a schema checks, the options after the
+   * handler (see the first form).
+   *
+   * @param name The task's name.
+   * @param handler Does the work: gets the schema's output and the job.
+   * @param options The task's options, with its `schema`.
+   * @returns The enqueuing function, typed by the schema's input.
+   *
+   * @example
+   * ```ts ignore
+   * const send = queue.task("send", (args) => mail(args.to), { schema: Email });
+   * ```
+   */
+  task<S extends Schema>(
+    name: string,
+    handler: TaskHandler<SchemaOutput<S>>,
+    options: TaskOptions & { schema: S },
+  ): Task<SchemaInput<S>>;
+  /**
+   * Registers a task typed by its handler's argument (see the first form).
+   *
+   * @param name The task's name.
+   * @param handler Does the work: gets the argument and the job.
+   * @param options Default times and the retry policy.
+   * @returns The enqueuing function, typed by the handler's argument.
+   *
+   * @example
+   * ```ts ignore
+   * const eat = queue.task("eat", (args: { kind: string }) => {}, { maxRetries: 2 });
+   * ```
+   */
   task<A>(
     name: string,
     handler: TaskHandler<A>,
     options?: TaskOptions,
-  ): Task<A> {
-    return registerTask<A>(
+  ): Task<A>;
+  task(
+    name: string,
+    first: TaskHandler<unknown> | TaskOptions,
+    second?: TaskOptions | TaskHandler<unknown>,
+  ): Task<unknown> {
+    // task(name, { schema }, handler): the options come first.
+    const optionsFirst = typeof first === "object" && first !== null &&
+      typeof second === "function";
+    const [handler, options] = optionsFirst
+      ? [second as TaskHandler<unknown>, first as TaskOptions]
+      : [first as TaskHandler<unknown>, second as TaskOptions | undefined];
+    return registerTask(
       this.#core,
       this.name,
       this.codec,
@@ -744,7 +834,7 @@ export class Queue<T = unknown> {
   }
 
   /** Encodes one job and reads its options; nothing is written yet. */
-  #newJob(data: T, options: PutOptions | undefined, action: string): NewJob {
+  #newJob(data: I, options: PutOptions | undefined, action: string): NewJob {
     const times = readTimes(options, PUT_OPTIONS, action);
     return { data: this.codec.encode(data), ...times };
   }

@@ -14,7 +14,7 @@
 import type { PQCore } from "./core.ts";
 import type { PQError } from "./errors.ts";
 import { guardTransaction } from "./job_transaction.ts";
-import { decodeError, recordOf } from "./job_data.ts";
+import { readJobData, recordOf } from "./job_data.ts";
 import type { SafeTransaction } from "./safe_transaction.ts";
 import type { Savepoint } from "./savepoints.ts";
 import { restoreJobs, returnJob } from "./sql/manage_jobs.ts";
@@ -78,12 +78,15 @@ export async function runJob(
     await t.run(restoreJobs(t.tx, core.names, [recordOf(queue, row)]));
     return { stat: null, event: null };
   }
-  let args: unknown;
-  try {
-    args = definition.codec.decode(row.data);
-  } catch (cause) {
+  const read = await readJobData({
+    names: core.names,
+    codec: definition.codec,
+    schema: definition.schema,
+    queue,
+  }, row);
+  if ("error" in read) {
     // Bad data stays bad: no retries. Kept with its text for failed().
-    const error = decodeError(queue, row.id, cause);
+    const error = read.error;
     await t.run(savepoint.skip());
     await t.run(
       returnJob(t.tx, core.names, record, null, storedErrorJson(error)),
@@ -99,7 +102,9 @@ export async function runJob(
   try {
     await t.run(
       savepoint.use((sp) =>
-        t.run(runHandler(ctx, definition, args, sp, () => t.dead, row, info))
+        t.run(
+          runHandler(ctx, definition, read.data, sp, () => t.dead, row, info),
+        )
       ),
     );
     const durationMs = performance.now() - start;

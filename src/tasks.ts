@@ -21,6 +21,7 @@ import { encodeJobs, readTimes, withAction } from "./new_jobs.ts";
 import type { PutOptions, TaskOptions } from "./options.ts";
 import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
 import type { TransactionSql } from "./types.ts";
+import { checkSchema, type Schema, validateInput } from "./validation.ts";
 
 /**
  * What a handler gets besides its argument: the running job.
@@ -132,6 +133,8 @@ export interface TaskDefinition {
   handler: TaskHandler<any>;
   /** The codec of the queue the task was registered on. */
   codec: Codec;
+  /** The schema of its argument, if any. */
+  schema: Schema | null;
   maxRetries: number;
   retryInMs: number;
   backoff: "fixed" | "exponential";
@@ -146,6 +149,7 @@ const TASK_OPTIONS = [
   "maxRetries",
   "retryIn",
   "backoff",
+  "schema",
 ] as const;
 const CALL_OPTIONS = ["scheduleAt", "expectedAt"] as const;
 /** The longest exponential backoff: one day. */
@@ -204,6 +208,7 @@ export function registerTask<A>(
       name,
       handler,
       codec,
+      schema: checkSchema(o.schema) ?? null,
       maxRetries,
       retryInMs: parseDuration(o.retryIn ?? "30s", "retryIn"),
       backoff,
@@ -228,7 +233,7 @@ export function registerTask<A>(
     );
   }
   registry.set(name, definition);
-  return enqueuer<A>(core, null, queue, codec, name, defaults);
+  return enqueuer<A>(core, null, queue, definition, defaults);
 }
 
 /** Builds a task's enqueuing function, on the client or a transaction. */
@@ -236,10 +241,10 @@ function enqueuer<A>(
   core: PQCore,
   binding: Binding | null,
   queue: string,
-  codec: Codec,
-  name: string,
+  definition: TaskDefinition,
   defaults: { scheduleAt: When; expectedAt: When },
 ): Task<A> {
+  const { codec, name, schema } = definition;
   const db = binding?.tx ?? core.sql;
   const statements = binding
     ? core.statements.insertBound
@@ -253,6 +258,7 @@ function enqueuer<A>(
   };
   const action = `enqueue task ${describe(name)}`;
   const task = async (args: A, options?: PutOptions): Promise<string> => {
+    if (schema) await validateInput(schema, args, action);
     const job = { data: codec.encode(args), ...times(options, action) };
     assertOpen(core, action);
     binding?.assertOpen(action);
@@ -278,6 +284,13 @@ function enqueuer<A>(
       times(options, action),
       action,
     );
+    if (schema) {
+      await Promise.all(
+        items.map((item, i) =>
+          validateInput(schema, item.args, `${action} (item ${i})`)
+        ),
+      );
+    }
     assertOpen(core, action);
     binding?.assertOpen(action);
     const ids = await insertJobs(
@@ -299,7 +312,7 @@ function enqueuer<A>(
         }: expected a transaction from sql.begin(): received ${describe(tx)}`,
       );
     }
-    return enqueuer<A>(core, new Binding(tx), queue, codec, name, defaults);
+    return enqueuer<A>(core, new Binding(tx), queue, definition, defaults);
   };
   return Object.assign(task, { taskName: name, many, with: bind });
 }

@@ -245,7 +245,7 @@ describe("bad input", () => {
     throwsClear(
       () => t.pq.queue("a", { codex: "json" } as never),
       TypeError,
-      /^Cannot open queue: unknown option 'codex' \(known: codec\)$/,
+      /^Cannot open queue: unknown option 'codex' \(known: codec, schema\)$/,
     );
   });
 

@@ -4,9 +4,11 @@
  * that the README cannot drift from the code.
  *
  * - Each ` ```ts ` block is written to a file of its own in a temporary
- *   folder, padded with blank lines so that its line numbers are the
- *   README's. `@pq/pq` and `postgres` resolve through the repository's
- *   `deno.json` (the package's own name resolves to `mod.ts`).
+ *   folder of the repository (`.readme-*`, ignored by git), padded with
+ *   blank lines so that its line numbers are the README's. `@pq/pq` and
+ *   `postgres` resolve through the repository's `deno.json` (the package's
+ *   own name resolves to `mod.ts`), other packages (`zod`) through its
+ *   `package.json`.
  * - All of them are type-checked with one `deno check`, then each runs with
  *   `deno run -A` in a schema of its own: `DATABASE_URL` gets
  *   `?search_path=<schema>`, so `createPQ(sql)` and the snippet's own tables
@@ -28,7 +30,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -214,7 +215,9 @@ async function verify(
   snippets: Snippet[],
   timeoutMs = RUN_TIMEOUT_MS,
 ): Promise<Map<Snippet, string>> {
-  const dir = await mkdtemp(join(tmpdir(), "pq-readme-"));
+  // Inside the repository, so that the snippets' npm imports (`zod`)
+  // resolve through its package.json and node_modules, as a user's would.
+  const dir = await mkdtemp(join(root, ".readme-"));
   const admin = postgres(databaseUrl(), { max: 1, onnotice: () => {} });
   try {
     const problems = await checkSnippets(dir, source, snippets);
