@@ -37,14 +37,20 @@ export type {
   FailedOptions,
   GetOptions,
   IterateOptions,
+  JobInfo,
   JobInput,
+  JobState,
+  KeepOptions,
   PQOptions,
   PutOptions,
   QueueOptions,
   SizeOptions,
   TaskOptions,
+  WaitForOptions,
 } from "./src/options.ts";
-export type { Task, TaskHandler, TaskInput, TaskJob } from "./src/tasks.ts";
+export type { Task, TaskHandler, TaskInput } from "./src/tasks.ts";
+export { Snooze } from "./src/task_job.ts";
+export type { JobFor, LeaseJob, RunningJob, TaskJob } from "./src/task_job.ts";
 export type {
   WorkEvent,
   WorkEventJob,

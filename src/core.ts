@@ -8,9 +8,11 @@
 
 import type { Codec } from "./codecs.ts";
 import type { Listener } from "./listener.ts";
+import type { Pruner } from "./pruner.ts";
 import type { Report } from "./report.ts";
 import type { TableNames } from "./schema.ts";
 import { type InsertStatements, insertStatements } from "./sql/insert_jobs.ts";
+import { claimJobsSql } from "./sql/lease_jobs.ts";
 import {
   promoteDueJobsSql,
   takeJobsSql,
@@ -29,12 +31,15 @@ export interface Statements {
   promoteDue: string;
   /** The take statement of a shape (see `takeJobsSql`). */
   take(shape: TakeShape): string;
+  /** The lease claim for a limit (see `claimJobsSql`). */
+  claim(limit: number, ignoreDue: boolean): string;
 }
 
 /** Builds the hot-path statements of a table. */
 export function buildStatements(names: TableNames): Statements {
   // Keyed by a number, so that a take allocates no key string.
   const takes = new Map<number, string>();
+  const claims = new Map<number, string>();
   return {
     insert: insertStatements(names, false),
     insertBound: insertStatements(names, true),
@@ -44,6 +49,12 @@ export function buildStatements(names: TableNames): Statements {
         (shape.ignoreDue ? 2 : 0) + (shape.bound ? 1 : 0);
       let text = takes.get(key);
       if (!text) takes.set(key, text = takeJobsSql(names, shape));
+      return text;
+    },
+    claim(limit, ignoreDue) {
+      const key = limit * 2 + (ignoreDue ? 1 : 0);
+      let text = claims.get(key);
+      if (!text) claims.set(key, text = claimJobsSql(names, limit, ignoreDue));
       return text;
     },
   };
@@ -83,6 +94,8 @@ export interface PQCore {
   workers: Set<RunningWorker>;
   /** Where background failures and warnings go. */
   report: Report;
+  /** Removes finished jobs past their retention. */
+  pruner: Pruner;
   /** Set by `close()`. */
   closed: boolean;
 }

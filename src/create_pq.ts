@@ -8,8 +8,9 @@ import { type Codec, jsonCodec } from "./codecs.ts";
 import { richCodec } from "./pickle.ts";
 import { buildStatements, type PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
-import { parseDuration } from "./duration.ts";
+import { type DurationInput, parseDuration } from "./duration.ts";
 import { Listener } from "./listener.ts";
+import { assertOpen } from "./errors.ts";
 import { createReport } from "./report.ts";
 import { Vacuum } from "./vacuum.ts";
 import { checkIdentifier, checkName } from "./names.ts";
@@ -19,7 +20,9 @@ import { Queue } from "./queue.ts";
 import { createSchema, currentSchema, tableNames } from "./schema.ts";
 import type { TaskRegistry } from "./tasks.ts";
 import type { Sql } from "./types.ts";
-import type { PQOptions, QueueOptions } from "./options.ts";
+import type { KeepOptions, PQOptions, QueueOptions } from "./options.ts";
+import { Pruner } from "./pruner.ts";
+import type { Retention } from "./sql/prune_jobs.ts";
 import {
   checkSchema,
   type Schema,
@@ -37,6 +40,7 @@ const PQ_OPTIONS = [
   "listen",
   "pollInterval",
   "vacuum",
+  "keep",
   "onError",
 ] as const;
 
@@ -229,9 +233,37 @@ export class PQ {
     core.closed = true;
     const workers = [...core.workers];
     for (const worker of workers) worker.stop();
-    await core.listener.close();
+    core.listener.cancelWaits(); // waiting gets return null now
     await Promise.allSettled(workers.map((worker) => worker.done));
+    await core.listener.close();
+    await core.pruner.close();
     await core.vacuum.close();
+  }
+
+  /**
+   * Removes the finished jobs that are past their retention (`keep`) now,
+   * in batches of at most 1,000 rows per statement. Running workers do the
+   * same by themselves about once a minute, one at a time per table.
+   *
+   * @returns How many jobs were removed.
+   *
+   * @example Keep failures for a month, prune now
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples", keep: { failed: "30d" } });
+   * await pq.create();
+   * assert.equal(typeof await pq.prune(), "number");
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async prune(): Promise<number> {
+    assertOpen(this.#core, "prune jobs");
+    return await this.#core.pruner.prune(true);
   }
 
   /**
@@ -319,6 +351,7 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
       );
     }
     const report = createReport(checkFunction(o.onError, "onError"));
+    const keep = readKeep(o.keep);
     const tasks = new Map<string, TaskRegistry>();
     const core: PQCore = {
       sql,
@@ -344,12 +377,34 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
       tasks,
       workers: new Set(),
       report,
+      pruner: new Pruner(sql, names, keep, report),
       closed: false,
     };
     return new PQ(core, schema);
   } catch (error) {
     withAction("create PQ", error);
   }
+}
+
+const KEEP_OPTIONS = ["completed", "failed", "cancelled"] as const;
+
+/** Reads `keep`: durations in ms, null for forever. */
+function readKeep(keep: KeepOptions | undefined): Retention {
+  const o = checkOptions(keep, KEEP_OPTIONS);
+  const read = (value: unknown, name: string, fallback: number | null) =>
+    value === undefined
+      ? fallback
+      : value === null
+      ? null
+      : parseDuration(value as DurationInput, `keep.${name}`);
+  const completed = read(o.completed, "completed", null);
+  return {
+    // Not given, or 0: completed jobs are deleted at once.
+    keepCompleted: o.completed !== undefined && completed !== 0,
+    completed,
+    failed: read(o.failed, "failed", null),
+    cancelled: read(o.cancelled, "cancelled", 7 * 86_400_000),
+  };
 }
 
 function checkFunction<F>(value: F | undefined, name: string): F | undefined {

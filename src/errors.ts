@@ -24,6 +24,14 @@
  *   used after that transaction ended.
  * - `POOL_TOO_SMALL`: a worker fills (a warning) or exceeds (an error) the
  *   client's pool.
+ * - `CANCELLED`: the job was cancelled while it ran (its `job.signal`'s
+ *   reason).
+ * - `LEASE_LOST`: a lease job's lease could not be renewed before it ended,
+ *   or another worker has the job now (its `job.signal`'s reason, and what
+ *   `job.complete(tx)` throws); the worker writes nothing for the attempt.
+ * - `LEASE_EXPIRED`: stored on a lease job that was taken again because its
+ *   worker died or stopped, and on the failed job once that used up its
+ *   attempts.
  * - `BACKGROUND`: a failure of pq's background work (listening, polling,
  *   vacuum), reported to `onError`; the `cause` is the driver's error.
  *
@@ -46,6 +54,9 @@ export type PQErrorCode =
   | "INVALID_DATA"
   | "TRANSACTION_ENDED"
   | "POOL_TOO_SMALL"
+  | "CANCELLED"
+  | "LEASE_LOST"
+  | "LEASE_EXPIRED"
   | "BACKGROUND";
 
 /**

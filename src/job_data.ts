@@ -16,8 +16,10 @@ import type { FailedJob } from "./options.ts";
 import type { TableNames } from "./schema.ts";
 import {
   type FailedRow,
+  finishBatch,
   type JobRecord,
   returnJob,
+  storeJob,
 } from "./sql/manage_jobs.ts";
 import type { TakenRow } from "./sql/take_jobs.ts";
 import {
@@ -144,6 +146,26 @@ export async function readOrPark(
   }
   core.report(error);
   return null;
+}
+
+/**
+ * Stores a taken job that a cancel request waited for as cancelled, and
+ * consumes the request (same transaction as the take, when there is one).
+ */
+export async function cancelTaken(
+  db: Executor,
+  names: TableNames,
+  record: JobRecord,
+): Promise<void> {
+  await storeJob(db, names, record, {
+    state: "cancelled",
+    error: storedErrorJson(
+      new PQError("CANCELLED", `Job ${record.id} was cancelled`, {
+        jobId: record.id,
+      }),
+    ),
+  });
+  await finishBatch(db, names, [record.id], []);
 }
 
 /** A failed row as listed by `failed()`, decoded if the codec can. */

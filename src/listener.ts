@@ -34,6 +34,18 @@ const IDLE_CLOSE_MS = 10_000;
 /** Longest pause between attempts to reconnect the own connection. */
 const MAX_RECONNECT_DELAY_MS = 5_000;
 
+/**
+ * A notification about one job, on the table's channel: a running job was
+ * cancelled (`cancel`), a job ended (`done`, with its final state), or a
+ * `waitFor()` started watching a job (`watch`).
+ */
+export interface JobMessage {
+  kind: "cancel" | "done" | "watch";
+  id: string;
+  /** For `done`: `completed`, `failed` or `cancelled`. */
+  state?: string;
+}
+
 /** Settings of a {@linkcode Listener}. */
 export interface ListenerOptions {
   /** The caller's client: its options build the own connection. */
@@ -61,6 +73,8 @@ export class Listener {
   generation = 0;
   readonly #lanes = new Map<string, Lane>();
   #waiting = 0;
+  /** Workers and waitFor()s that hear job messages. */
+  readonly #subscribers = new Set<(message: JobMessage) => void>();
   #client: Sql | null = null;
   #relid: number | null = null;
   #up = false;
@@ -74,10 +88,17 @@ export class Listener {
   /** Queue names registered in `pq_waiting` (while the connection is up). */
   readonly #registered = new Set<string>();
   #closed = false;
+  /** Set by cancelWaits(): new waits end at once. */
+  #draining = false;
 
   /** @param options The client, table, mode and poll interval. */
   constructor(options: ListenerOptions) {
     this.#options = options;
+  }
+
+  /** The safety-net poll's interval in milliseconds. */
+  get pollIntervalMs(): number {
+    return this.#options.pollIntervalMs;
   }
 
   /** True while LISTEN is active, so notifications will wake waiters. */
@@ -94,7 +115,7 @@ export class Listener {
     let lane = this.#lanes.get(key);
     if (!lane) lane = new Lane(queue, kind);
     const waiter = new Waiter(lane);
-    if (this.#closed) {
+    if (this.#closed || this.#draining) {
       waiter.cancel();
       return waiter;
     }
@@ -107,6 +128,23 @@ export class Listener {
       if (!this.#registered.has(queue)) this.#register([queue]);
     } else this.#connect();
     return waiter;
+  }
+
+  /**
+   * Hears the job messages of the table (see {@linkcode JobMessage}) until
+   * the returned function is called; keeps LISTEN connected meanwhile.
+   * Without LISTEN (`listen: false`) nothing arrives: callers poll.
+   */
+  subscribe(handler: (message: JobMessage) => void): () => void {
+    if (this.#closed) return () => {};
+    this.#subscribers.add(handler);
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#options.listen && !this.#up) this.#connect();
+    return () => {
+      this.#subscribers.delete(handler);
+      this.#armIdle();
+    };
   }
 
   /** Wakes up to `n` waiters of a lane of this process. */
@@ -149,14 +187,23 @@ export class Listener {
     return this.#client ??= this.#open();
   }
 
-  /** Stops listening and polling; ends the own connection. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /**
+   * Ends every wait now and every later one at once (the PQ is closing),
+   * while the connection stays up for the workers' last writes.
+   */
+  cancelWaits(): void {
+    this.#draining = true;
     for (const lane of this.#lanes.values()) {
       lane.stop();
       for (const waiter of lane.waiters) waiter.cancel();
     }
+  }
+
+  /** Stops listening and polling; ends the own connection. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.cancelWaits();
     clearTimeout(this.#pollTimer);
     clearTimeout(this.#renewTimer);
     clearTimeout(this.#idleTimer);
@@ -207,9 +254,12 @@ export class Listener {
     })();
   }
 
-  /** Tries to connect again later, while somebody waits. */
+  /** Tries to connect again later, while somebody waits or listens. */
   #retryConnect(): void {
-    if (this.#closed || this.#waiting === 0 || this.#reconnectTimer) return;
+    if (
+      this.#closed || this.#reconnectTimer ||
+      (this.#waiting === 0 && this.#subscribers.size === 0)
+    ) return;
     const delay = this.#reconnectDelay;
     this.#reconnectDelay = Math.min(delay * 2, MAX_RECONNECT_DELAY_MS);
     this.#reconnectTimer = setTimeout(() => {
@@ -225,6 +275,8 @@ export class Listener {
   }
 
   #onNotify(payload: string): void {
+    const first = payload.charCodeAt(0);
+    if (first < 48 || first > 57) return this.#onJobMessage(payload);
     this.generation++;
     // "<ready plain> <ready task> <scheduled> <queue>"
     const a = payload.indexOf(" ");
@@ -238,6 +290,19 @@ export class Listener {
     const scheduled = Number(payload.slice(b + 1, c)) > 0 ? 1 : 0;
     plain?.wake(Number(payload.slice(0, a)) + scheduled);
     task?.wake(Number(payload.slice(a + 1, b)) + scheduled);
+  }
+
+  /** "cancel <id>", "done <id> <state>" or "watch <id>". */
+  #onJobMessage(payload: string): void {
+    const [kind, id, state] = payload.split(" ");
+    if (kind !== "cancel" && kind !== "done" && kind !== "watch") return;
+    for (const handler of this.#subscribers) {
+      try {
+        handler({ kind, id, state });
+      } catch {
+        // A subscriber's failure is its own.
+      }
+    }
   }
 
   /** The queues that have waiters. */
@@ -334,10 +399,13 @@ export class Listener {
 
   /** Closes the own connection once nobody waited or used it for a while. */
   #armIdle(): void {
-    if (this.#closed || this.#idleTimer || this.#waiting > 0) return;
+    if (
+      this.#closed || this.#idleTimer || this.#waiting > 0 ||
+      this.#subscribers.size > 0
+    ) return;
     this.#idleTimer = setTimeout(async () => {
       this.#idleTimer = undefined;
-      if (this.#waiting > 0) return;
+      if (this.#waiting > 0 || this.#subscribers.size > 0) return;
       const unused = performance.now() - this.#lastUse;
       if (unused < IDLE_CLOSE_MS) return this.#armIdle();
       await this.#disconnect();

@@ -7,8 +7,8 @@
 
 import type { Codec } from "./codecs.ts";
 import type { DurationInput, TimeInput } from "./duration.ts";
-import type { Schema } from "./validation.ts";
 import type { StoredError } from "./stored_error.ts";
+import type { Schema } from "./validation.ts";
 
 /**
  * Options of `Queue.put`.
@@ -89,6 +89,29 @@ export interface GetOptions {
 export interface FailedOptions {
   /** The most jobs to list, oldest first (default 1,000). */
   limit?: number;
+}
+
+/**
+ * How long finished jobs stay (`createPQ`'s `keep` option): a duration, or
+ * `null` for forever.
+ *
+ * @example Keep results a day, failures a month
+ * ```ts
+ * import type { KeepOptions } from "@pq/pq";
+ *
+ * const keep: KeepOptions = { completed: "1d", failed: "30d", cancelled: "7d" };
+ * ```
+ */
+export interface KeepOptions {
+  /**
+   * Completed jobs, with their results. Default: not kept at all (deleted
+   * when they complete, the fastest); `null`: forever.
+   */
+  completed?: DurationInput | null;
+  /** Failed jobs. Default: forever (`null`). */
+  failed?: DurationInput | null;
+  /** Cancelled jobs. Default `"7d"`. */
+  cancelled?: DurationInput | null;
 }
 
 /**
@@ -223,6 +246,15 @@ export interface PQOptions {
    */
   vacuum?: boolean;
   /**
+   * How long finished jobs stay in the table, for `queue.job(id)`,
+   * `waitFor()` and `failed()`: `completed` (default: not kept; deleted at
+   * once, the fastest), `failed` (default: forever), `cancelled` (default
+   * `"7d"`). Kept completed jobs have the handler's return value as their
+   * result. Workers remove older ones in small batches, one at a time per
+   * table; `pq.prune()` does it at once.
+   */
+  keep?: KeepOptions;
+  /**
    * Hears what goes wrong away from any caller, as a `PQError`: background
    * failures (`BACKGROUND`: the listener cannot connect or register, a poll
    * or a vacuum fails, with the driver's error as `cause`), jobs parked
@@ -290,4 +322,99 @@ export interface TaskOptions extends PutOptions {
    * fails at once, with the issues, without retries.
    */
   schema?: Schema;
+  /**
+   * Lease mode, for long jobs: the claim commits at once and the handler
+   * runs with no transaction open, while the worker renews the job's lease
+   * (every third of it). If the worker dies, another takes the job again
+   * once the lease ends, as a new attempt. At least `"1s"`. Without it, the
+   * handler runs inside the job's transaction (`job.tx`).
+   */
+  lease?: DurationInput;
+}
+
+/**
+ * The states of a job, as `queue.job(id)` reports them.
+ *
+ * - `ready`: can be taken now; `scheduled`: waits for its time (or a retry);
+ * - `running`: a worker runs it (in lease mode, or inside a transaction that
+ *   took it);
+ * - `completed` (kept only with `keep.completed`), `failed`, `cancelled`.
+ *
+ * @example
+ * ```ts
+ * import type { JobState } from "@pq/pq";
+ *
+ * const finished = (state: JobState) =>
+ *   state === "completed" || state === "failed" || state === "cancelled";
+ * ```
+ */
+export type JobState =
+  | "ready"
+  | "scheduled"
+  | "running"
+  | "completed"
+  | "failed"
+  | "cancelled";
+
+/**
+ * A job as `queue.job(id)` and `queue.waitFor(id)` see it.
+ *
+ * @example Show a job's state
+ * ```ts
+ * import type { JobInfo } from "@pq/pq";
+ *
+ * const line = (job: JobInfo) =>
+ *   `#${job.id} ${job.task ?? "(plain)"} ${job.state}, attempt ${job.attempt}`;
+ * ```
+ */
+export interface JobInfo {
+  /** The job's id. */
+  id: string;
+  /** The queue's name. */
+  queue: string;
+  /** The task's name; null for a plain job (from `put()`). */
+  task: string | null;
+  /** Where it is in its life. */
+  state: JobState;
+  /** The data, decoded; undefined if the codec cannot decode it. */
+  data: unknown;
+  /** The data as stored (JSON text). */
+  rawData: string;
+  /** How many attempts started (0 before the first). */
+  attempt: number;
+  /** The most attempts it gets (its task's `maxRetries` + 1), once known. */
+  maxAttempts: number | null;
+  /** What the handler last reported with `job.progress()`. */
+  progress: unknown;
+  /** What the handler returned, kept with `keep.completed`. */
+  result: unknown;
+  /** The last error, if an attempt failed. */
+  error: StoredError | null;
+  /** When it was put. */
+  enqueuedAt: Date;
+  /** When it was (or is) scheduled to become ready. */
+  scheduleAt: Date | null;
+  /** Its expected time (its priority). */
+  expectedAt: Date | null;
+  /** When its last attempt started. */
+  startedAt: Date | null;
+  /** When it ended. */
+  finishedAt: Date | null;
+}
+
+/**
+ * Options of `Queue.waitFor`.
+ *
+ * @example Wait half a minute at most
+ * ```ts
+ * import type { WaitForOptions } from "@pq/pq";
+ *
+ * const options: WaitForOptions = { timeout: "30s" };
+ * ```
+ */
+export interface WaitForOptions {
+  /** How long to wait; default: until the job ends (or `signal` aborts). */
+  timeout?: DurationInput;
+  /** Stops the wait; `waitFor()` then rejects with `signal.reason`. */
+  signal?: AbortSignal;
 }

@@ -1,9 +1,11 @@
 /**
- * A queue: put, get, iterate, size, clear, transactions, and its tasks.
+ * A queue: put, get, iterate, size, clear, transactions, its tasks, and
+ * the life of its jobs (job, cancel, waitFor).
  *
- * Why one file of about 700 lines: each public method of `Queue` carries a
+ * Why one file of about 1,000 lines: each public method of `Queue` carries a
  * runnable example (`deno test --doc`), which is most of its length; the
- * logic lives in take.ts, new_jobs.ts, tasks.ts, worker.ts and sql/.
+ * logic lives in take.ts, new_jobs.ts, tasks.ts, worker.ts, job_info.ts and
+ * sql/.
  *
  * @module
  */
@@ -15,7 +17,9 @@ import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { assertOpen } from "./errors.ts";
 import { Job } from "./job.ts";
-import { failedJobOf, readOrPark } from "./job_data.ts";
+import { cancelTaken, failedJobOf, readOrPark, recordOf } from "./job_data.ts";
+import { checkJobId, toJobInfo, waitForJob } from "./job_info.ts";
+import { cancelJob, readJob } from "./sql/job_state.ts";
 import { checkName } from "./names.ts";
 import { encodeJobs, PUT_OPTIONS, readTimes, withAction } from "./new_jobs.ts";
 import { checkBoolean, checkOptions, checkSignal } from "./check_options.ts";
@@ -24,20 +28,24 @@ import type {
   FailedOptions,
   GetOptions,
   IterateOptions,
+  JobInfo,
   JobInput,
   PutOptions,
   SizeOptions,
   TaskOptions,
+  WaitForOptions,
 } from "./options.ts";
 import { insertJob, insertJobs, type NewJob } from "./sql/insert_jobs.ts";
 import {
   countJobs,
   deleteJobs,
+  finishBatch,
   listFailedJobs,
   retryFailedJob,
 } from "./sql/manage_jobs.ts";
 import { takeWaiting } from "./take.ts";
 import { registerTask, type Task, type TaskHandler } from "./tasks.ts";
+import type { JobFor, RunningJob } from "./task_job.ts";
 import type { Executor, TransactionSql } from "./types.ts";
 import {
   type Schema,
@@ -48,8 +56,6 @@ import {
 import { Worker } from "./worker.ts";
 import type { WorkOptions, WorkStats } from "./work_options.ts";
 
-/** The largest job id: ids are PostgreSQL `bigint`s. */
-const MAX_JOB_ID = 2n ** 63n - 1n;
 const GET_OPTIONS = ["block", "timeout", "signal"] as const;
 const SIZE_OPTIONS = ["task"] as const;
 const ITERATE_OPTIONS = ["timeout", "signal"] as const;
@@ -297,8 +303,20 @@ export class Queue<T = unknown, I = T> {
         wait && { ...wait, timeoutMs: deadline - performance.now() },
       );
       if (!row) return null;
+      if (row.cancelRequested) {
+        // Cancelled while a transaction held it: store it so, and go on.
+        await cancelTaken(this.#db, this.#core.names, recordOf(this.name, row));
+        continue;
+      }
       const read = await readOrPark(this.#core, this.#db, origin, row);
-      if (read) return new Job<T>(origin, row, read.data as T);
+      if (!read) continue;
+      if (row.watched) {
+        // Taken for good (or at commit): a waitFor() hears it as completed.
+        await finishBatch(this.#db, this.#core.names, [], [
+          { id: row.id, state: "completed" },
+        ]);
+      }
+      return new Job<T>(origin, row, read.data as T);
     }
   }
 
@@ -626,11 +644,11 @@ export class Queue<T = unknown, I = T> {
    * await sql.end();
    * ```
    */
-  task<S extends Schema>(
+  task<O extends TaskOptions & { schema: Schema }>(
     name: string,
-    options: TaskOptions & { schema: S },
-    handler: TaskHandler<SchemaOutput<S>>,
-  ): Task<SchemaInput<S>>;
+    options: O,
+    handler: TaskHandler<SchemaOutput<O["schema"]>, JobFor<O>>,
+  ): Task<SchemaInput<O["schema"]>>;
   /**
    * Registers a task whose argument a schema checks, the options after the
    * handler (see the first form).
@@ -645,17 +663,18 @@ export class Queue<T = unknown, I = T> {
    * const send = queue.task("send", (args) => mail(args.to), { schema: Email });
    * ```
    */
-  task<S extends Schema>(
+  task<O extends TaskOptions & { schema: Schema }>(
     name: string,
-    handler: TaskHandler<SchemaOutput<S>>,
-    options: TaskOptions & { schema: S },
-  ): Task<SchemaInput<S>>;
+    handler: TaskHandler<SchemaOutput<O["schema"]>, JobFor<O>>,
+    options: O,
+  ): Task<SchemaInput<O["schema"]>>;
   /**
    * Registers a task typed by its handler's argument (see the first form).
+   * With `lease`, the handler gets a `LeaseJob`, else a `TaskJob`.
    *
    * @param name The task's name.
    * @param handler Does the work: gets the argument and the job.
-   * @param options Default times and the retry policy.
+   * @param options Default times, the retry policy and the mode.
    * @returns The enqueuing function, typed by the handler's argument.
    *
    * @example
@@ -663,22 +682,27 @@ export class Queue<T = unknown, I = T> {
    * const eat = queue.task("eat", (args: { kind: string }) => {}, { maxRetries: 2 });
    * ```
    */
-  task<A>(
+  task<A, O extends TaskOptions = TaskOptions>(
     name: string,
-    handler: TaskHandler<A>,
-    options?: TaskOptions,
+    handler: TaskHandler<A, JobFor<O>>,
+    options?: O,
   ): Task<A>;
   task(
     name: string,
-    first: TaskHandler<unknown> | TaskOptions,
-    second?: TaskOptions | TaskHandler<unknown>,
+    // deno-lint-ignore no-explicit-any
+    first: TaskHandler<any, any> | TaskOptions,
+    // deno-lint-ignore no-explicit-any
+    second?: TaskOptions | TaskHandler<any, any>,
   ): Task<unknown> {
     // task(name, { schema }, handler): the options come first.
     const optionsFirst = typeof first === "object" && first !== null &&
       typeof second === "function";
     const [handler, options] = optionsFirst
-      ? [second as TaskHandler<unknown>, first as TaskOptions]
-      : [first as TaskHandler<unknown>, second as TaskOptions | undefined];
+      ? [second as TaskHandler<unknown, RunningJob>, first as TaskOptions]
+      : [
+        first as TaskHandler<unknown, RunningJob>,
+        second as TaskOptions | undefined,
+      ];
     return registerTask(
       this.#core,
       this.name,
@@ -815,22 +839,159 @@ export class Queue<T = unknown, I = T> {
    * ```
    */
   async retry(id: string): Promise<boolean> {
-    const text = typeof id === "bigint" || typeof id === "number"
-      ? String(id)
-      : id;
-    if (
-      typeof text !== "string" || !/^[1-9]\d{0,18}$/.test(text) ||
-      BigInt(text) > MAX_JOB_ID
-    ) {
-      throw new TypeError(
-        `Cannot retry job: expected a job id (a string of digits): received ${
-          describe(id)
-        }`,
-      );
-    }
+    const text = checkJobId(id, "retry job");
     this.#checkOpen("retry job");
     await this.#binding?.check("retry job");
     return await retryFailedJob(this.#db, this.#core.names, this.name, text);
+  }
+
+  /**
+   * Looks a job of this queue up, in any state. Never waits for a running
+   * job's lock.
+   *
+   * @param id The job's id.
+   * @returns The job, or null if this queue has no such job (never had it,
+   * or it was deleted: completed jobs are, unless `keep.completed` is set).
+   * @throws {TypeError} If `id` is not a job id.
+   *
+   * @example Follow a job
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples", keep: { completed: "1h" } });
+   * await pq.create();
+   * const queue = pq.queue("job-example");
+   * const double = queue.task("double", (n: number) => n * 2);
+   * const id = await double(21);
+   * assert.equal((await queue.job(id))?.state, "ready");
+   * await queue.work({ burst: true });
+   * const job = await queue.job(id);
+   * assert.equal(job?.state, "completed");
+   * assert.equal(job?.result, 42);
+   * assert.equal(await queue.job("999999999"), null);
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async job(id: string): Promise<JobInfo | null> {
+    const text = checkJobId(id, "look up job");
+    this.#checkOpen("look up job");
+    await this.#binding?.check("look up job");
+    const row = await readJob(this.#db, this.#core.names, this.name, text);
+    return row && toJobInfo(row, this.codec);
+  }
+
+  /**
+   * Cancels a job of this queue, without waiting for a running job's
+   * transaction. A ready or scheduled job is cancelled at once. A running
+   * job's `job.signal` aborts (code `CANCELLED`) within a second (by
+   * NOTIFY; behind a pooler without LISTEN, within `pollInterval`); in
+   * transaction mode its transaction's work is rolled back. It ends
+   * `cancelled`, never retried, whatever its handler does after the abort.
+   * A failed job is removed. Cancelled jobs are kept for `keep.cancelled`.
+   *
+   * @param id The job's id.
+   * @returns The state it found: `"ready"`, `"scheduled"`, `"running"` or
+   * `"failed"`; null for an unknown or finished job.
+   * @throws {TypeError} If `id` is not a job id.
+   *
+   * @example Cancel a job before it runs
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("cancel-example");
+   * const id = await queue.put({ kind: "Cox" }, { scheduleAt: "1h" });
+   * assert.equal(await queue.cancel(id), "scheduled");
+   * assert.equal((await queue.job(id))?.state, "cancelled");
+   * assert.equal(await queue.cancel(id), null); // already finished
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async cancel(
+    id: string,
+  ): Promise<"ready" | "scheduled" | "running" | "failed" | null> {
+    const text = checkJobId(id, "cancel job");
+    this.#checkOpen("cancel job");
+    await this.#binding?.check("cancel job");
+    const { found } = await cancelJob(
+      this.#db,
+      this.#core.names,
+      this.name,
+      text,
+    );
+    return found as "ready" | "scheduled" | "running" | "failed" | null;
+  }
+
+  /**
+   * Waits until a job of this queue ends (completed, failed or cancelled),
+   * woken by NOTIFY, and looking again every `pollInterval` as a safety net.
+   * A job deleted when it completed (without `keep.completed`) is reported
+   * completed, with what was last seen of it.
+   *
+   * @param id The job's id.
+   * @param options `timeout` (default: no limit) and `signal`.
+   * @returns The ended job, or null on timeout or for an unknown job.
+   * @throws {TypeError} If `id` or an option is invalid.
+   * @throws The signal's reason when `signal` aborts.
+   *
+   * @example Enqueue and wait for the result
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples", keep: { completed: "1h" } });
+   * await pq.create();
+   * const queue = pq.queue("wait-example");
+   * const add = queue.task("add", (args: { a: number; b: number }) => args.a + args.b);
+   * const stop = new AbortController();
+   * const working = queue.work({ signal: stop.signal });
+   * const id = await add({ a: 1, b: 2 });
+   * const job = await queue.waitFor(id, { timeout: "30s" });
+   * assert.equal(job?.result, 3);
+   * stop.abort();
+   * await working;
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async waitFor(
+    id: string,
+    options?: WaitForOptions,
+  ): Promise<JobInfo | null> {
+    const text = checkJobId(id, "wait for job");
+    let timeoutMs = Infinity, signal: AbortSignal | undefined;
+    try {
+      const o = checkOptions(options, ["timeout", "signal"]);
+      if (o.timeout !== undefined) {
+        timeoutMs = parseDuration(o.timeout, "timeout");
+      }
+      signal = checkSignal(o.signal);
+    } catch (error) {
+      withAction("wait for job", error);
+    }
+    signal?.throwIfAborted();
+    this.#checkOpen("wait for job");
+    await this.#binding?.check("wait for job");
+    return await waitForJob(
+      this.#core,
+      this.#db,
+      this.name,
+      this.codec,
+      text,
+      timeoutMs,
+      signal,
+    );
   }
 
   /** Encodes one job and reads its options; nothing is written yet. */

@@ -1,7 +1,8 @@
 /**
- * Runs one task job of a batch and decides how it ended: done, put back for
- * a retry, or failed. (The worker loop that takes the batches is in
- * `worker.ts`.)
+ * Runs one task job of a transaction-mode batch and decides how it ended:
+ * done, retried, failed, snoozed or cancelled. (The worker loop that takes
+ * the batches is in `worker.ts`; lease mode's executor in
+ * `run_lease_job.ts`.)
  *
  * The job runs in a savepoint of the batch's transaction. A handler that
  * throws rolls back only its savepoint; the job is then written back, for a
@@ -11,31 +12,30 @@
  * @module
  */
 
+import { Attempt, cancelledError } from "./attempt.ts";
 import type { PQCore } from "./core.ts";
-import type { PQError } from "./errors.ts";
 import { guardTransaction } from "./job_transaction.ts";
 import { readJobData, recordOf } from "./job_data.ts";
 import type { SafeTransaction } from "./safe_transaction.ts";
 import type { Savepoint } from "./savepoints.ts";
-import { restoreJobs, returnJob } from "./sql/manage_jobs.ts";
+import { restoreJobs, type StoredState, storeJob } from "./sql/manage_jobs.ts";
 import type { TakenRow } from "./sql/take_jobs.ts";
 import { storedErrorJson } from "./stored_error.ts";
-import {
-  retryDelay,
-  type TaskDefinition,
-  type TaskJob,
-  type TaskRegistry,
-} from "./tasks.ts";
-import type { TransactionSql } from "./types.ts";
-import type { WorkEvent, WorkEventJob, WorkStats } from "./work_options.ts";
+import { Snooze } from "./task_job.ts";
+import { retryDelay, type TaskRegistry } from "./tasks.ts";
+import type { WorkEvent, WorkStats } from "./work_options.ts";
 import type { StopControl } from "./worker_stop.ts";
 
 /** How a job ended, reported once its batch commits. */
 export interface Outcome {
-  /** The count it adds to, or null (put back unchanged). */
+  /** The count it adds to, or null. */
   stat: keyof WorkStats | null;
-  /** The event to emit. */
+  /** The event to emit, or null (put back unchanged). */
   event: WorkEvent | null;
+  /** The final state a `waitFor()` should hear of, if it ended. */
+  ended?: "completed" | "failed" | "cancelled";
+  /** True when it was cancelled while it ran (a request to consume). */
+  cancelled?: boolean;
 }
 
 /** What a job of one worker runs with. */
@@ -44,6 +44,10 @@ export interface JobContext {
   queue: string;
   tasks: TaskRegistry;
   stop: StopControl;
+  /** Keep completed jobs (and their results). */
+  keepCompleted: boolean;
+  /** The attempts running now, by job id (to cancel them, to watch them). */
+  running: Map<string, Attempt>;
   /** Emits an event at once (`start`). */
   emit(event: WorkEvent): void;
   /** Learns how long handlers take, for the batch size. */
@@ -55,28 +59,51 @@ export interface JobContext {
  * that the batch rolls back) only when the worker was forced to stop or the
  * transaction failed; a handler's failure is the job's outcome.
  *
- * @param started The jobs whose handler started, to report if the batch
- * rolls back.
+ * @param pid The server process of the batch, to interrupt a cancelled
+ * job's statement.
  */
 export async function runJob(
   ctx: JobContext,
   t: SafeTransaction,
   savepoint: Savepoint,
   row: TakenRow,
-  started: WorkEventJob[],
+  pid: number,
 ): Promise<Outcome> {
   const { core, queue } = ctx;
-  const task = row.task ?? "";
-  const attempt = row.attempts + 1;
-  const info: WorkEventJob = { id: row.id, queue, task, attempt };
-  const record = { ...recordOf(queue, row), attempts: attempt };
-  const definition = ctx.tasks.get(task);
+  const definition = ctx.tasks.get(row.task ?? "");
+  const record = { ...recordOf(queue, row), attempts: row.attempts + 1 };
   if (!definition) {
     // Taken only by name from the tasks registered here; never happens
     // unless the row changed meanwhile. Put it back as it was.
     await t.run(savepoint.skip());
     await t.run(restoreJobs(t.tx, core.names, [recordOf(queue, row)]));
     return { stat: null, event: null };
+  }
+  const attempt = new Attempt(definition, row, queue);
+  attempt.pid = pid;
+  const info = attempt.info;
+  const maxAttempts = definition.maxRetries + 1;
+  const store = async (state: StoredState & { attempts?: number }) => {
+    const { attempts, ...to } = state;
+    await t.run(storeJob(
+      t.tx,
+      core.names,
+      attempts === undefined ? record : { ...record, attempts },
+      { maxAttempts, progress: attempt.progress, ...to },
+    ));
+  };
+  if (row.cancelRequested) {
+    await t.run(savepoint.skip());
+    await store({
+      state: "cancelled",
+      error: storedErrorJson(cancelledError(row.id)),
+    });
+    return {
+      stat: null,
+      event: { type: "cancel", job: info, durationMs: 0 },
+      ended: "cancelled",
+      cancelled: true,
+    };
   }
   const read = await readJobData({
     names: core.names,
@@ -86,100 +113,138 @@ export async function runJob(
   }, row);
   if ("error" in read) {
     // Bad data stays bad: no retries. Kept with its text for failed().
-    const error = read.error;
     await t.run(savepoint.skip());
-    await t.run(
-      returnJob(t.tx, core.names, record, null, storedErrorJson(error)),
-    );
+    await store({ state: "failed", error: storedErrorJson(read.error) });
     return {
       stat: "failed",
-      event: { type: "failure", job: info, durationMs: 0, error },
+      event: { type: "failure", job: info, durationMs: 0, error: read.error },
+      ended: "failed",
     };
   }
-  started.push(info);
+  return await runHandler(ctx, t, savepoint, attempt, read.data, store);
+}
+
+/** Runs the handler of a job whose data was read, and stores its outcome. */
+async function runHandler(
+  ctx: JobContext,
+  t: SafeTransaction,
+  savepoint: Savepoint,
+  attempt: Attempt,
+  args: unknown,
+  store: (state: StoredState & { attempts?: number }) => Promise<void>,
+): Promise<Outcome> {
+  const { row, info, definition } = attempt;
+  ctx.running.set(row.id, attempt);
   ctx.emit({ type: "start", job: info });
   const start = performance.now();
+  const startedAt = new Date();
+  let returned: unknown;
   try {
-    await t.run(
-      savepoint.use((sp) =>
-        t.run(
-          runHandler(ctx, definition, read.data, sp, () => t.dead, row, info),
-        )
-      ),
-    );
-    const durationMs = performance.now() - start;
-    ctx.learn(durationMs);
-    return {
-      stat: "done",
-      event: { type: "success", job: info, durationMs },
-    };
+    await t.run(savepoint.use(async (sp) => {
+      const guard = guardTransaction(sp, `job ${row.id}`, () => t.dead);
+      try {
+        returned = await t.run(ctx.stop.running(
+          attempt,
+          attempt.call(args, definition.codec, { tx: guard.tx }),
+        ));
+      } finally {
+        guard.close();
+      }
+    }));
   } catch (error) {
     if (ctx.stop.forced) throw error; // roll the batch back
     const durationMs = performance.now() - start;
     ctx.learn(durationMs);
-    const retry = attempt <= definition.maxRetries;
-    const retryInMs = retry ? retryDelay(definition, attempt) : null;
-    await t.run(
-      returnJob(t.tx, core.names, record, retryInMs, storedErrorJson(error)),
-    );
+    if (attempt.stopped?.code === "CANCELLED") {
+      // Its savepoint rolled back; it ends cancelled, never retried.
+      await store({
+        state: "cancelled",
+        error: storedErrorJson(error),
+        startedAt,
+      });
+      return {
+        stat: null,
+        event: { type: "cancel", job: info, durationMs },
+        ended: "cancelled",
+        cancelled: true,
+      };
+    }
+    const retry = info.attempt <= definition.maxRetries;
+    const retryInMs = retry ? retryDelay(definition, info.attempt) : 0;
+    await store({
+      state: retry ? (retryInMs > 0 ? "scheduled" : "ready") : "failed",
+      delayMs: retryInMs,
+      error: storedErrorJson(error),
+      startedAt,
+    });
     return retry
       ? {
         stat: "retried",
-        event: {
-          type: "retry",
-          job: info,
-          durationMs,
-          error,
-          retryInMs: retryInMs!,
-        },
+        event: { type: "retry", job: info, durationMs, error, retryInMs },
       }
       : {
         stat: "failed",
         event: { type: "failure", job: info, durationMs, error },
+        ended: "failed",
       };
+  } finally {
+    ctx.running.delete(row.id);
   }
+  const durationMs = performance.now() - start;
+  ctx.learn(durationMs);
+  if (returned instanceof Snooze) {
+    // Its writes are kept; the attempt is not counted.
+    await store({
+      state: returned.delayMs > 0 ? "scheduled" : "ready",
+      delayMs: returned.delayMs,
+      startedAt,
+      attempts: row.attempts,
+    });
+    return {
+      stat: null,
+      event: {
+        type: "snooze",
+        job: info,
+        durationMs,
+        delayMs: returned.delayMs,
+      },
+    };
+  }
+  if (ctx.keepCompleted) {
+    await store({
+      state: "completed",
+      result: encodeResult(ctx, definition.codec, returned, row.id),
+      startedAt,
+    });
+  }
+  return {
+    stat: "done",
+    event: { type: "success", job: info, durationMs },
+    ended: "completed",
+  };
 }
 
-/** Calls the handler, unless and until the worker is forced to stop. */
-async function runHandler(
-  ctx: JobContext,
-  definition: TaskDefinition,
-  args: unknown,
-  sp: TransactionSql,
-  isDead: () => boolean,
-  row: TakenRow,
-  info: WorkEventJob,
-): Promise<void> {
-  if (ctx.stop.forced) throw ctx.stop.forced;
-  const running = new AbortController();
-  const guard = guardTransaction(sp, `job ${row.id}`, isDead);
-  const job: TaskJob = {
-    id: row.id,
-    queue: ctx.queue,
-    task: info.task,
-    attempt: info.attempt,
-    signal: running.signal,
-    tx: guard.tx,
-    enqueuedAt: row.enqueuedAt,
-    scheduleAt: row.scheduleAt,
-    expectedAt: row.expectedAt,
-  };
-  let giveUp!: (reason: PQError) => void;
-  const forced = new Promise<never>((_, reject) => (giveUp = reject));
+/** The handler's result as JSON text; null (and a report) if unstorable. */
+export function encodeResult(
+  ctx: { core: PQCore },
+  codec: { encode(value: unknown): string },
+  value: unknown,
+  id: string,
+): string | null {
+  if (value === undefined) return null;
   try {
-    await ctx.stop.running(
-      {
-        force(reason) {
-          running.abort(reason);
-          giveUp(reason);
-        },
-      },
-      Promise.race([
-        forced,
-        Promise.resolve().then(() => definition.handler(args, job)),
-      ]),
+    return codec.encode(value);
+  } catch (error) {
+    ctx.core.report(
+      Object.assign(
+        new Error(
+          `The result of job ${id} cannot be stored, so it is kept without one: ${
+            (error as Error).message
+          }`,
+        ),
+        { cause: error },
+      ),
     );
-  } finally {
-    guard.close();
+    return null;
   }
 }

@@ -2,13 +2,15 @@
  * The names of a pq table's objects, and `create()`: the numbered
  * migrations that create and upgrade them (the steps are in `migrations/`).
  *
- * One table holds the jobs of every queue. A job is in one of four states:
- * `ready` (can be taken now), `scheduled` (waits for `schedule_at`), `failed`
- * (a task that used up its attempts, or data that cannot be decoded) and
- * `done` (a taken job whose data was rewritten by `job.update()`, kept as a
- * record). Taking a job deletes its row: a queue table then holds only live
- * work, and dead rows are reclaimed by vacuum instead of piling up as
- * "dequeued" rows (see bench/RESULTS.md for the churn figures).
+ * One table holds the jobs of every queue. A job is `ready` (can be taken
+ * now), `scheduled` (waits for `schedule_at`), `running` (claimed by a lease
+ * worker; a job run in a worker's transaction stays `ready`, locked, until
+ * that commits), `completed` (kept only with `keep.completed`), `failed` (a
+ * task that used up its attempts, or data that cannot be read), `cancelled`,
+ * or `done` (a taken job whose data was rewritten by `job.update()`, kept as
+ * a record). Taking a job in a transaction deletes its row: a queue table
+ * then holds only live work, and dead rows are reclaimed by vacuum instead of
+ * piling up as "dequeued" rows (see bench/RESULTS.md for the churn figures).
  *
  * Per schema, pq also keeps shared objects: `pq_waiting` (which queues have
  * a getter waiting, so puts notify only when someone listens), `pq_wait`
@@ -27,8 +29,10 @@
 import { PQError } from "./errors.ts";
 import { sharedV1 } from "./migrations/shared_v1.ts";
 import { sharedV2 } from "./migrations/shared_v2.ts";
+import { sharedV3 } from "./migrations/shared_v3.ts";
 import { tableV1 } from "./migrations/table_v1.ts";
 import { tableV2 } from "./migrations/table_v2.ts";
+import { tableV3 } from "./migrations/table_v3.ts";
 import { quoteIdent, quoteLiteral } from "./names.ts";
 import type { Executor, Sql } from "./types.ts";
 
@@ -39,6 +43,8 @@ export interface TableObjects {
   readyTaskIndex: string;
   scheduledIndex: string;
   finishedIndex: string;
+  runningIndex: string;
+  finishedAtIndex: string;
   stateCheck: string;
 }
 
@@ -56,14 +62,20 @@ export interface TableNames {
   waitFunction: string;
   /** The schema's `pq_notify` function: the insert trigger's. */
   notifyFunction: string;
+  /** The schema's `pq_signals` table: cancel requests and watches. */
+  signals: string;
+  /** The schema's `pq_meta` table: maintenance duties. */
+  meta: string;
+  /** The table as an SQL literal cast to its oid, for side-table keys. */
+  relid: string;
   /** The table's indexes and constraints, by their stable names. */
   objects: TableObjects;
 }
 
 /** The steps of the job table; step n brings version n - 1 to n. */
-const TABLE_STEPS = [tableV1, tableV2];
+const TABLE_STEPS = [tableV1, tableV2, tableV3];
 /** The steps of the schema's shared objects. */
-const SHARED_STEPS = [sharedV1, sharedV2];
+const SHARED_STEPS = [sharedV1, sharedV2, sharedV3];
 
 /** The version of the table this pq creates. */
 export const TABLE_VERSION: number = TABLE_STEPS.length;
@@ -87,12 +99,17 @@ export function tableNames(
     waiting: `${prefix}pq_waiting`,
     waitFunction: `${prefix}pq_wait`,
     notifyFunction: `${prefix}pq_notify`,
+    signals: `${prefix}pq_signals`,
+    meta: `${prefix}pq_meta`,
+    relid: `${quoteLiteral(`${prefix}${quoteIdent(table)}`)}::regclass::oid`,
     objects: {
       primaryKey: name("pkey"),
       readyPlainIndex: name("ready_plain_idx"),
       readyTaskIndex: name("ready_task_idx"),
       scheduledIndex: name("scheduled_idx"),
       finishedIndex: name("finished_idx"),
+      runningIndex: name("running_idx"),
+      finishedAtIndex: name("finished_at_idx"),
       stateCheck: name("state_check"),
     },
   };

@@ -7,6 +7,7 @@
 
 import type { Binding } from "./binding.ts";
 import type { PQCore } from "./core.ts";
+import { arrayLiteral } from "./sql/arrays.ts";
 import {
   promoteDueJobs,
   takeJobs,
@@ -21,7 +22,21 @@ export type TakeLane =
   /** Plain jobs (`get()`), maybe through a queue bound to a transaction. */
   | { kind: "plain"; binding: Binding | null }
   /** Task jobs (`work()`) of the tasks the worker knows. */
-  | { kind: "task"; tasks: readonly string[] };
+  | { kind: "task"; tasks: readonly string[] }
+  /** Lease jobs, claimed with a lease (see `sql/lease_jobs.ts`). */
+  | { kind: "lease"; claim: LeaseClaim };
+
+/** The parameters of a lease claim. */
+export interface LeaseClaim {
+  /** The lease tasks the worker knows. */
+  tasks: readonly string[];
+  /** Lease length in ms by task, as JSON. */
+  leaseMs: string;
+  /** Most attempts by task, as JSON. */
+  maxAttempts: string;
+  /** The fencing token of this claim. */
+  token: string;
+}
 
 /** How a take waits when no job is ready. */
 export interface TakeWait {
@@ -86,12 +101,13 @@ export async function takeReady(
   core.vacuum.noteTaken(second.rows.length);
   if (!core.listener.listening) {
     // No notification will announce the promoted jobs: wake waiters here.
-    const mine = lane.kind === "task" ? promoted.task : promoted.plain;
-    core.listener.wake(queue, lane.kind, mine - second.rows.length);
+    const task = lane.kind !== "plain";
+    const mine = task ? promoted.task : promoted.plain;
+    core.listener.wake(queue, waiterKind(lane), mine - second.rows.length);
     core.listener.wake(
       queue,
-      lane.kind === "task" ? "plain" : "task",
-      lane.kind === "task" ? promoted.plain : promoted.task,
+      task ? "plain" : "task",
+      task ? promoted.plain : promoted.task,
     );
   }
   // Still due: another promoter holds those jobs, and its insert will
@@ -100,6 +116,11 @@ export async function takeReady(
     ? second.dueInMs
     : null;
   return { rows: second.rows, retryInMs, pid: second.pid, promoted: true };
+}
+
+/** The waiters a lane's jobs wake: lease jobs are task jobs. */
+export function waiterKind(lane: TakeLane): LaneKind {
+  return lane.kind === "plain" ? "plain" : "task";
 }
 
 /** Runs the take statement of a lane once. */
@@ -111,6 +132,20 @@ async function takeOnce(
   limit: number,
   ignoreDue: boolean,
 ): Promise<TakeResult> {
+  if (lane.kind === "lease") {
+    const { claim } = lane;
+    return await takeJobs(
+      db,
+      core.statements.claim(limit, ignoreDue),
+      queue,
+      [
+        arrayLiteral(claim.tasks),
+        claim.leaseMs,
+        claim.token,
+        claim.maxAttempts,
+      ],
+    );
+  }
   const task = lane.kind === "task";
   const binding = lane.kind === "plain" ? lane.binding : null;
   const text = core.statements.take({
@@ -123,7 +158,7 @@ async function takeOnce(
     db,
     text,
     queue,
-    task ? lane.tasks : binding ? binding.mark : undefined,
+    task ? [arrayLiteral(lane.tasks)] : binding ? [binding.mark] : [],
   );
   binding?.confirm(result.inTransaction, "get job");
   return result;
@@ -149,7 +184,7 @@ export async function takeWaiting(
 ): Promise<TakenRow[]> {
   const deadline = performance.now() + (wait?.timeoutMs ?? 0);
   const listener = core.listener;
-  const kind: LaneKind = lane.kind;
+  const kind: LaneKind = waiterKind(lane);
   let waiter: Waiter | null = null;
   try {
     for (;;) {

@@ -14,55 +14,23 @@ import type { Codec } from "./codecs.ts";
 import type { PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
 import { assertOpen, PQError } from "./errors.ts";
-import { parseDuration } from "./duration.ts";
+import { type DurationInput, parseDuration } from "./duration.ts";
 import { checkName } from "./names.ts";
 import { checkOptions } from "./check_options.ts";
 import { encodeJobs, readTimes, withAction } from "./new_jobs.ts";
 import type { PutOptions, TaskOptions } from "./options.ts";
 import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
+import type { RunningJob, TaskJob } from "./task_job.ts";
 import type { TransactionSql } from "./types.ts";
 import { checkSchema, type Schema, validateInput } from "./validation.ts";
 
 /**
- * What a handler gets besides its argument: the running job.
+ * A task's handler: does the work of one job. What it returns is the job's
+ * result (kept when results are kept), unless it is a `job.snooze()`.
  *
- * @example A handler that uses the job
- * ```ts
- * import type { TaskJob } from "@pq/pq";
- *
- * async function send(args: { to: string }, job: TaskJob): Promise<void> {
- *   // job.id is a good idempotency key for side effects outside the database.
- *   await fetch("data:,sent", { signal: job.signal });
- *   await job.tx`select ${args.to}, ${job.id}, ${job.attempt}`;
- * }
- * ```
- */
-export interface TaskJob {
-  /** The job's id (the id the enqueuing call returned). */
-  readonly id: string;
-  /** The queue's name. */
-  readonly queue: string;
-  /** The task's name. */
-  readonly task: string;
-  /** Which run this is: 1 on the first, 2 on the first retry, ... */
-  readonly attempt: number;
-  /** Aborted when the worker stops for good (after its grace period). */
-  readonly signal: AbortSignal;
-  /**
-   * The job's transaction: what the handler writes through it commits
-   * together with the job leaving the queue, or not at all.
-   */
-  readonly tx: TransactionSql;
-  /** When the job was put. */
-  readonly enqueuedAt: Date;
-  /** When it was scheduled, if it was (for a retry: the retry's time). */
-  readonly scheduleAt: Date | null;
-  /** Its expected time, if it had one. */
-  readonly expectedAt: Date | null;
-}
-
-/**
- * A task's handler: does the work of one job.
+ * @typeParam A The argument.
+ * @typeParam J The job: `TaskJob` in transaction mode, `LeaseJob` in lease
+ * mode.
  *
  * @example A typed handler
  * ```ts
@@ -73,9 +41,9 @@ export interface TaskJob {
  * };
  * ```
  */
-export type TaskHandler<A> = (
+export type TaskHandler<A, J extends RunningJob = TaskJob> = (
   args: A,
-  job: TaskJob,
+  job: J,
 ) => unknown | Promise<unknown>;
 
 /**
@@ -130,7 +98,7 @@ export interface Task<A> {
 export interface TaskDefinition {
   name: string;
   // deno-lint-ignore no-explicit-any
-  handler: TaskHandler<any>;
+  handler: TaskHandler<any, any>;
   /** The codec of the queue the task was registered on. */
   codec: Codec;
   /** The schema of its argument, if any. */
@@ -138,6 +106,8 @@ export interface TaskDefinition {
   maxRetries: number;
   retryInMs: number;
   backoff: "fixed" | "exponential";
+  /** Lease mode's lease in ms; null: transaction mode. */
+  leaseMs: number | null;
 }
 
 /** Tasks of one queue, by name. */
@@ -150,6 +120,7 @@ const TASK_OPTIONS = [
   "retryIn",
   "backoff",
   "schema",
+  "lease",
 ] as const;
 const CALL_OPTIONS = ["scheduleAt", "expectedAt"] as const;
 /** The longest exponential backoff: one day. */
@@ -172,7 +143,7 @@ export function registerTask<A>(
   queue: string,
   codec: Codec,
   name: string,
-  handler: TaskHandler<A>,
+  handler: TaskHandler<A, RunningJob>,
   options: TaskOptions | undefined,
 ): Task<A> {
   const action = `register task ${describe(name)}`;
@@ -212,6 +183,7 @@ export function registerTask<A>(
       maxRetries,
       retryInMs: parseDuration(o.retryIn ?? "30s", "retryIn"),
       backoff,
+      leaseMs: o.lease === undefined ? null : leaseDuration(o.lease),
     };
     // Relative defaults ("1h") stay relative: the server adds them to the
     // time of each enqueuing statement.
@@ -315,6 +287,21 @@ function enqueuer<A>(
     return enqueuer<A>(core, new Binding(tx), queue, definition, defaults);
   };
   return Object.assign(task, { taskName: name, many, with: bind });
+}
+
+/** The shortest lease: renewals every third of it must fit a round trip. */
+const MIN_LEASE_MS = 1_000;
+
+function leaseDuration(input: unknown): number {
+  const ms = parseDuration(input as DurationInput, "lease");
+  if (ms < MIN_LEASE_MS) {
+    throw new RangeError(
+      `'lease' must be at least ${MIN_LEASE_MS} milliseconds: received ${
+        describe(input)
+      }`,
+    );
+  }
+  return ms;
 }
 
 /**

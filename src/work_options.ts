@@ -44,8 +44,8 @@ export interface WorkOptions {
    */
   batchSize?: number;
   /**
-   * Called on each job's start, success, retry, failure and abort, and on
-   * the worker's errors. By default failures and errors go to the console.
+   * Called on each job's start, success, retry, failure, cancel, snooze and
+   * abort, and on the worker's errors. By default failures and errors go to the console.
    * An abort's error has the code `FORCED_STOP` when the grace period
    * ended, and `CONNECTION_LOST` when the job's connection closed.
    */
@@ -95,7 +95,9 @@ export interface WorkEventJob {
 }
 
 /**
- * What happened to a job, reported to `onEvent`.
+ * What happened to a job, reported to `onEvent`. `abort`: the worker gave
+ * up on the attempt and wrote nothing for it (`FORCED_STOP`,
+ * `CONNECTION_LOST`, `LEASE_LOST`); the job runs again.
  *
  * @example Send events to your logger
  * ```ts
@@ -118,6 +120,8 @@ export type WorkEvent =
     retryInMs: number;
   }
   | { type: "failure"; job: WorkEventJob; durationMs: number; error: unknown }
+  | { type: "cancel"; job: WorkEventJob; durationMs: number }
+  | { type: "snooze"; job: WorkEventJob; durationMs: number; delayMs: number }
   | { type: "abort"; job: WorkEventJob; error: unknown }
   | { type: "error"; error: unknown };
 

@@ -1,34 +1,49 @@
 /**
  * `work()`: the loop that takes batches of a queue's task jobs, with
  * `concurrency` slots, wake-ups and counts. One job's run and outcome is in
- * `run_job.ts`, the stop in `worker_stop.ts`, the savepoints in
- * `savepoints.ts`, the options in `work_options.ts`.
+ * `run_job.ts` (transaction mode) and `run_lease_job.ts` (lease mode), the
+ * stop in `worker_stop.ts`, the leases in `lease_keeper.ts`, the savepoints
+ * in `savepoints.ts`, the options in `work_options.ts`.
  *
- * Each slot repeats: open a transaction, take a batch of task jobs (deleting
- * their rows), run each job's handler in a savepoint of that transaction,
- * and commit. A job leaves the queue only with the commit, together with what
- * its handler wrote through `job.tx`; if the process or connection dies
- * first, the server rolls the batch back and the jobs are delivered again.
+ * Transaction mode (the default): each slot opens a transaction, takes a
+ * batch of task jobs (deleting their rows), runs each job's handler in a
+ * savepoint of that transaction, and commits. A job leaves the queue only
+ * with the commit, together with what its handler wrote through `job.tx`;
+ * if the process or connection dies first, the server rolls the batch back
+ * and the jobs are delivered again. Why batches: a transaction per job pays
+ * one synchronous commit (a WAL flush) per job; batching the commit, with
+ * one savepoint per job so that a failure stays the job's own, is several
+ * times faster (bench/RESULTS.md, work). The batch size adapts to the
+ * handlers' duration, so a slow handler holds up few others: see `#limit()`.
  *
- * Why batches: a transaction per job pays one synchronous commit (a WAL
- * flush) per job; batching the commit, with one savepoint per job so that a
- * failure stays the job's own, is several times faster (bench/RESULTS.md,
- * work). The batch size adapts to the handlers' duration, so a slow handler
- * holds up few others: see `#limit()`.
+ * Lease mode (`{ lease }`): a slot claims a batch of jobs in one committed
+ * statement, runs their handlers with no transaction open while the keeper
+ * renews their leases, and writes their outcomes in one fenced statement.
+ * A worker with tasks of both modes takes a batch of each in turn.
  *
  * @module
  */
 
+import { type Attempt, cancelledError } from "./attempt.ts";
 import type { PQCore, RunningWorker } from "./core.ts";
+import { delay } from "./delay.ts";
 import { assertOpen, PQError } from "./errors.ts";
+import { recordOf } from "./job_data.ts";
+import { LeaseKeeper } from "./lease_keeper.ts";
+import { openOwnClient } from "./own_client.ts";
+import { backgroundError } from "./report.ts";
 import { type JobContext, type Outcome, runJob } from "./run_job.ts";
+import { RELEASE, runLeaseJob } from "./run_lease_job.ts";
 import {
   beginSafely,
   isConnectionError,
   type SafeTransaction,
 } from "./safe_transaction.ts";
 import { earlySavepoint, lateSavepoint, type Savepoint } from "./savepoints.ts";
-import { restoreJobs } from "./sql/manage_jobs.ts";
+import { cancelledAmong } from "./sql/job_state.ts";
+import { finishLeaseJobs, type LeaseOutcome } from "./sql/lease_jobs.ts";
+import type { TakenRow } from "./sql/take_jobs.ts";
+import { finishBatch, restoreJobs, tellEnded } from "./sql/manage_jobs.ts";
 import { type TakeAttempt, takeReady } from "./take.ts";
 import { type TaskRegistry, taskRegistry } from "./tasks.ts";
 import type { Waiter } from "./waiters.ts";
@@ -41,7 +56,7 @@ import {
   type WorkStats,
 } from "./work_options.ts";
 import { StopControl } from "./worker_stop.ts";
-import { recordOf } from "./job_data.ts";
+import { WatchRelay } from "./watch_relay.ts";
 
 /** Handlers of a batch should together take about this long at most. */
 const BATCH_BUDGET_MS = 20;
@@ -50,10 +65,29 @@ const IDLE_RECHECK_MS = 60_000;
 /** After an error, a slot waits this long, doubling up to the maximum. */
 const ERROR_PAUSE_MS = 250;
 const MAX_ERROR_PAUSE_MS = 5_000;
+/** A cancelled transaction-mode job's statement is interrupted after this. */
+const INTERRUPT_AFTER_MS = 1_000;
 
 /** Errors after which trying again cannot help: the client was ended. */
 function isFatal(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === "CONNECTION_ENDED";
+}
+
+/** A random positive 63-bit fencing token, as text. */
+function newToken(): string {
+  const [high, low] = crypto.getRandomValues(new Uint32Array(2));
+  return ((BigInt(high & 0x7fffffff) << 32n) | BigInt(low)).toString();
+}
+
+/** The task names of each mode, rebuilt when a task is registered. */
+interface Lanes {
+  size: number;
+  transaction: string[];
+  lease: string[];
+  /** Lease length in ms by task, as JSON. */
+  leaseMs: string;
+  /** Most attempts by task, as JSON. */
+  maxAttempts: string;
 }
 
 /** Runs the task jobs of one queue; made by `queue.work()`. */
@@ -65,8 +99,16 @@ export class Worker implements RunningWorker {
   readonly #stop: StopControl;
   readonly #stats: WorkStats = { done: 0, retried: 0, failed: 0 };
   readonly #context: JobContext;
-  /** The task names taken, rebuilt when a task is registered. */
-  #taskNames: readonly string[] = [];
+  readonly #keeper: LeaseKeeper;
+  #lanes: Lanes = {
+    size: -1,
+    transaction: [],
+    lease: [],
+    leaseMs: "{}",
+    maxAttempts: "{}",
+  };
+  /** Tells `waitFor()`s of transaction-mode jobs that ended. */
+  readonly #watches: WatchRelay;
   /** Smoothed handler time in ms, for the batch size. */
   #handlerMs = BATCH_BUDGET_MS;
   #fatal: unknown = undefined;
@@ -84,11 +126,17 @@ export class Worker implements RunningWorker {
     this.#settings = readWorkOptions(options);
     this.#tasks = taskRegistry(core, queue);
     this.#stop = new StopControl(core.sql, this.#settings.gracePeriodMs);
+    this.#keeper = new LeaseKeeper(core);
+    this.#watches = new WatchRelay((id, state) =>
+      tellEnded(core.listener.client(), core.names, id, state)
+    );
     this.#context = {
       core,
       queue,
       tasks: this.#tasks,
       stop: this.#stop,
+      keepCompleted: core.pruner.keep.keepCompleted,
+      running: new Map(),
       emit: (event) => this.#emit(event),
       learn: (ms) => (this.#handlerMs = 0.8 * this.#handlerMs + 0.2 * ms),
     };
@@ -121,11 +169,21 @@ export class Worker implements RunningWorker {
     const onAbort = () => this.stop();
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#core.workers.add(this);
+    const unsubscribe = this.#core.listener.subscribe((message) => {
+      if (message.kind === "cancel") this.#cancel(message.id);
+      else if (message.kind === "watch") this.#watches.onWatch(message.id);
+    });
+    const pollStop = new AbortController();
+    const polling = this.#pollCancels(pollStop.signal);
     try {
       const slots = Array.from({ length: concurrency }, () => this.#slot());
       this.#done = Promise.allSettled(slots);
       await this.#done;
     } finally {
+      pollStop.abort();
+      await polling;
+      unsubscribe();
+      this.#keeper.close();
       this.#core.workers.delete(this);
       signal?.removeEventListener("abort", onAbort);
       this.#stop.dispose();
@@ -166,16 +224,80 @@ export class Worker implements RunningWorker {
     }
   }
 
-  /** One slot: take a batch and run it, or wait for work. */
+  /**
+   * A running job was cancelled: stop its handler. A transaction-mode
+   * handler stuck in a statement on `job.tx` is interrupted after a moment,
+   * so that its savepoint can roll back.
+   */
+  #cancel(id: string): void {
+    const reason = cancelledError(id);
+    this.#keeper.stop(id, reason);
+    const attempt = this.#context.running.get(id);
+    if (!attempt) return;
+    attempt.stop(reason);
+    if (attempt.pid !== null) this.#interrupt(attempt);
+  }
+
+  async #interrupt(attempt: Attempt): Promise<void> {
+    if (!await delay(INTERRUPT_AFTER_MS)) return;
+    if (this.#context.running.get(attempt.row.id) !== attempt) return;
+    const sql = openOwnClient(this.#core.sql, { name: "pq worker cancel" });
+    try {
+      await sql.unsafe(`select pg_cancel_backend($1)`, [attempt.pid!]);
+    } catch {
+      // The job may have ended meanwhile.
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  }
+
+  /**
+   * Without LISTEN (behind a transaction-mode pooler), no NOTIFY says that
+   * a running job was cancelled: ask every `pollInterval` while jobs run.
+   */
+  async #pollCancels(stop: AbortSignal): Promise<void> {
+    const listener = this.#core.listener;
+    while (await delay(listener.pollIntervalMs, stop)) {
+      const ids = [
+        ...new Set([...this.#context.running.keys(), ...this.#keeper.ids]),
+      ];
+      if (listener.listening || ids.length === 0) continue;
+      try {
+        const client = listener.client();
+        const names = this.#core.names;
+        for (const id of await cancelledAmong(client, names, ids)) {
+          this.#cancel(id);
+        }
+      } catch (error) {
+        this.#core.report(backgroundError("Polling for cancellations", error));
+      }
+    }
+  }
+
+  /** One slot: take batches of each mode and run them, or wait for work. */
   async #slot(): Promise<void> {
     const core = this.#core;
     const listener = core.listener;
     let errorPause = ERROR_PAUSE_MS;
     while (!this.#stop.stopping && !core.closed) {
       const generation = listener.generation;
-      let found: { took: number; retryInMs: number | null };
+      const lanes = this.#taskLanes();
+      let took = 0;
+      let retryInMs: number | null = null;
+      const due = (ms: number | null) => {
+        if (ms !== null) retryInMs = Math.min(retryInMs ?? Infinity, ms);
+      };
       try {
-        found = await this.#batch();
+        if (lanes.lease.length) {
+          const found = await this.#leaseBatch(lanes);
+          took += found.took;
+          due(found.retryInMs);
+        }
+        if (lanes.transaction.length && !this.#stop.stopping) {
+          const found = await this.#batch(lanes.transaction);
+          took += found.took;
+          due(found.retryInMs);
+        }
         errorPause = ERROR_PAUSE_MS;
       } catch (error) {
         if (this.#stop.stopping || core.closed) return;
@@ -192,12 +314,13 @@ export class Worker implements RunningWorker {
         if (!await this.#stop.pause(pause)) return;
         continue;
       }
-      if (found.took > 0) continue;
+      core.pruner.tick();
+      if (took > 0) continue;
       if (this.#settings.burst) return;
       const waiter: Waiter = listener.enter(this.#queue, "task");
       try {
         if (listener.generation !== generation) waiter.woken = true;
-        waiter.lane.noteDue(found.retryInMs);
+        waiter.lane.noteDue(retryInMs);
         await this.#stop.idle(waiter, IDLE_RECHECK_MS);
         // Busy slots leave the lane, so wakes go to idle ones.
         waiter.woken = false;
@@ -218,22 +341,45 @@ export class Worker implements RunningWorker {
     return 2 ** Math.floor(Math.log2(limit));
   }
 
-  /** The names of the tasks registered on the queue, for the take. */
-  #names(): readonly string[] {
-    if (this.#taskNames.length !== this.#tasks.size) {
-      this.#taskNames = [...this.#tasks.keys()];
+  /** The registered tasks of each mode. */
+  #taskLanes(): Lanes {
+    if (this.#lanes.size === this.#tasks.size) return this.#lanes;
+    const lanes: Lanes = {
+      size: this.#tasks.size,
+      transaction: [],
+      lease: [],
+      leaseMs: "",
+      maxAttempts: "",
+    };
+    const leaseMs: Record<string, number> = {};
+    const maxAttempts: Record<string, number> = {};
+    for (const [name, task] of this.#tasks) {
+      if (task.leaseMs === null) lanes.transaction.push(name);
+      else {
+        lanes.lease.push(name);
+        leaseMs[name] = task.leaseMs;
+        maxAttempts[name] = task.maxRetries + 1;
+      }
     }
-    return this.#taskNames;
+    lanes.leaseMs = JSON.stringify(leaseMs);
+    lanes.maxAttempts = JSON.stringify(maxAttempts);
+    return this.#lanes = lanes;
   }
 
   /** One transaction: take up to #limit() jobs and run them. */
-  async #batch(): Promise<{ took: number; retryInMs: number | null }> {
+  async #batch(
+    tasks: readonly string[],
+  ): Promise<{ took: number; retryInMs: number | null }> {
     const outcomes: Outcome[] = [];
     const started: WorkEventJob[] = [];
     let took = 0, retryInMs: number | null = null, pid = 0;
+    let rows: readonly TakenRow[] = [];
+    let committed = false;
     try {
       await beginSafely(this.#core.sql, async (t) => {
-        const { savepoint: first, found } = await this.#take(t);
+        const { savepoint: first, found } = await this.#take(t, tasks);
+        rows = found.rows;
+        this.#watches.taken(rows.map((row) => row.id));
         took = found.rows.length;
         retryInMs = found.retryInMs;
         pid = found.pid;
@@ -252,11 +398,18 @@ export class Worker implements RunningWorker {
             ));
             break;
           }
-          outcomes.push(
-            await runJob(this.#context, t, savepoint, found.rows[i], started),
-          );
+          const row = found.rows[i];
+          started.push({
+            id: row.id,
+            queue: this.#queue,
+            task: row.task ?? "",
+            attempt: row.attempts + 1,
+          });
+          outcomes.push(await runJob(this.#context, t, savepoint, row, pid));
         }
+        await this.#finishBatch(t, found, outcomes);
       });
+      committed = true;
     } catch (thrown) {
       const error = isConnectionError(thrown)
         ? new PQError(
@@ -269,12 +422,41 @@ export class Worker implements RunningWorker {
       throw error;
     } finally {
       this.#stop.closed(pid);
+      const ended = new Map<string, string>();
+      if (committed) {
+        outcomes.forEach((outcome, i) => {
+          if (outcome.ended) ended.set(rows[i].id, outcome.ended);
+        });
+      }
+      this.#watches.settled(rows.map((row) => row.id), ended);
     }
-    for (const { stat, event } of outcomes) {
-      if (stat) this.#stats[stat]++;
-      if (event) this.#emit(event);
-    }
+    this.#report(outcomes);
     return { took, retryInMs };
+  }
+
+  /**
+   * Before the commit: consume the cancel requests of the jobs stored as
+   * cancelled, and tell the `waitFor()`s of the jobs that ended. Only when
+   * there is any, so a plain batch pays nothing.
+   */
+  async #finishBatch(
+    t: SafeTransaction,
+    found: TakeAttempt,
+    outcomes: Outcome[],
+  ): Promise<void> {
+    const cancelled: string[] = [];
+    const ended: { id: string; state: string }[] = [];
+    outcomes.forEach((outcome, i) => {
+      const row = found.rows[i];
+      if (outcome.cancelled) cancelled.push(row.id);
+      if (outcome.ended && (row.watched || this.#watches.watched(row.id))) {
+        ended.push({ id: row.id, state: outcome.ended });
+        this.#watches.told(row.id);
+      }
+    });
+    if (cancelled.length || ended.length) {
+      await t.run(finishBatch(t.tx, this.#core.names, cancelled, ended));
+    }
   }
 
   /**
@@ -283,13 +465,14 @@ export class Worker implements RunningWorker {
    */
   async #take(
     t: SafeTransaction,
+    tasks: readonly string[],
   ): Promise<{ savepoint: Savepoint; found: TakeAttempt }> {
     const taking = t.run(takeReady(
       this.#core,
       t.tx,
       true,
       this.#queue,
-      { kind: "task", tasks: this.#names() },
+      { kind: "task", tasks },
       this.#limit(),
     ));
     const savepoint = earlySavepoint(t.tx);
@@ -305,6 +488,88 @@ export class Worker implements RunningWorker {
       }
     }
     return { savepoint, found };
+  }
+
+  /**
+   * Lease mode: claim up to #limit() jobs (committed at once), run them one
+   * after the other while their leases are kept, then write their outcomes
+   * in one fenced statement.
+   */
+  async #leaseBatch(
+    lanes: Lanes,
+  ): Promise<{ took: number; retryInMs: number | null }> {
+    const core = this.#core;
+    const token = newToken();
+    const claimedAt = performance.now();
+    const found = await takeReady(core, core.sql, false, this.#queue, {
+      kind: "lease",
+      claim: {
+        tasks: lanes.lease,
+        leaseMs: lanes.leaseMs,
+        maxAttempts: lanes.maxAttempts,
+        token,
+      },
+    }, this.#limit());
+    const rows = found.rows;
+    for (const row of rows) {
+      const leaseMs = this.#tasks.get(row.task ?? "")?.leaseMs ?? 0;
+      this.#keeper.hold(row.id, token, leaseMs, claimedAt);
+    }
+    const writes: LeaseOutcome[] = [];
+    const outcomes: Outcome[] = [];
+    const ended = new Map<string, Outcome>();
+    try {
+      for (const row of rows) {
+        if (this.#stop.stopping) {
+          // Stopping: put back what has not started, not counted.
+          writes.push({ id: row.id, token, ...RELEASE });
+          continue;
+        }
+        const run = await runLeaseJob(this.#context, this.#keeper, row, token);
+        outcomes.push(run.result);
+        if (run.write) {
+          writes.push({ id: row.id, token, ...run.write });
+          ended.set(row.id, run.result);
+        }
+      }
+      const written = await finishLeaseJobs(
+        core.sql,
+        core.names,
+        writes,
+        this.#context.keepCompleted,
+      );
+      // An outcome that could not be written: the lease was lost meanwhile
+      // (or the job was cancelled, which is what a cancel outcome says).
+      for (const [id, outcome] of ended) {
+        if (written.has(id) || !outcome.event) continue;
+        if (outcome.event.type === "cancel") continue;
+        const job = "job" in outcome.event ? outcome.event.job : null;
+        outcome.stat = null;
+        outcome.event = job
+          ? {
+            type: "abort",
+            job,
+            error: new PQError(
+              "LEASE_LOST",
+              `Job ${id} lost its lease before its outcome was written: another worker has it`,
+              { jobId: id },
+            ),
+          }
+          : null;
+      }
+    } finally {
+      for (const row of rows) this.#keeper.release(row.id);
+    }
+    this.#report(outcomes);
+    return { took: rows.length, retryInMs: found.retryInMs };
+  }
+
+  /** Counts and emits the outcomes of a batch that ended. */
+  #report(outcomes: Outcome[]): void {
+    for (const { stat, event } of outcomes) {
+      if (stat) this.#stats[stat]++;
+      if (event) this.#emit(event);
+    }
   }
 
   #emit(event: WorkEvent): void {

@@ -16,6 +16,7 @@ import { delay } from "./delay.ts";
 import { PQError } from "./errors.ts";
 import { openOwnClient } from "./own_client.ts";
 import type { Sql } from "./types.ts";
+import { arrayLiteral } from "./sql/arrays.ts";
 import type { Waiter } from "./waiters.ts";
 
 /** After the grace period, stuck transactions get this long to roll back. */
@@ -24,7 +25,7 @@ const TERMINATE_AFTER_MS = 1_000;
 /** A running handler, as the stop sees it. */
 export interface RunningHandler {
   /** Aborts the handler's `job.signal` and gives up on it. */
-  force(reason: PQError): void;
+  stop(reason: PQError): void;
 }
 
 /** The stop of one worker. */
@@ -103,7 +104,7 @@ export class StopControl {
 
   /** Registers a running handler until `done` settles. */
   async running<T>(handler: RunningHandler, done: Promise<T>): Promise<T> {
-    if (this.#forced) handler.force(this.#forced);
+    if (this.#forced) handler.stop(this.#forced);
     this.#handlers.add(handler);
     try {
       return await done;
@@ -129,7 +130,7 @@ export class StopControl {
       `The worker stopped: its grace period of ${this.#gracePeriodMs} ms ended while the handler ran`,
     );
     this.#forced = reason;
-    for (const handler of this.#handlers) handler.force(reason);
+    for (const handler of this.#handlers) handler.stop(reason);
     if (this.#pids.size === 0) return;
     delay(TERMINATE_AFTER_MS, this.#timers.signal).then((elapsed) => {
       if (elapsed) return this.#terminate();
@@ -147,8 +148,8 @@ export class StopControl {
     const sql = openOwnClient(this.#sql, { name: "pq worker stop" });
     try {
       await sql.unsafe(
-        `select pg_terminate_backend(pid) from unnest($1::int4[]) as pid`,
-        [pids],
+        `select pg_terminate_backend(pid) from unnest($1::text::int4[]) as pid`,
+        [arrayLiteral(pids)],
       );
     } catch {
       // The transactions may have ended meanwhile.

@@ -995,6 +995,12 @@ describe("bad input", () => {
       "expected_at",
       "finished_at",
       "error",
+      "started_at",
+      "lease_until",
+      "lease_token",
+      "max_attempts",
+      "progress",
+      "result",
     ]);
     const [objects] = await t.sql`select
       (select count(*)::int from pg_indexes
@@ -1005,7 +1011,7 @@ describe("bad input", () => {
       obj_description(to_regclass(${`"${schema}".queue`}), 'pg_class')
         as comment`;
     assert.deepEqual({ ...objects }, {
-      indexes: 5,
+      indexes: 7,
       triggers: 1,
       comment: `pq schema ${TABLE_VERSION}`,
     });

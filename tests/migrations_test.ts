@@ -10,6 +10,7 @@ import { createPQ, type PQ } from "../mod.ts";
 import { databaseUrl, type TestSchema, testSchema } from "./_db.ts";
 import { sleep } from "./_pq.ts";
 import * as v010 from "./fixtures/pq_0_1_0.ts";
+import { SHARED_VERSION, TABLE_VERSION } from "../src/schema.ts";
 
 describe("migrations", () => {
   let sql: postgres.Sql;
@@ -46,6 +47,12 @@ describe("migrations", () => {
     };
   }
 
+  /** The markers of this version's shared functions. */
+  const current = [
+    `pq_notify:${SHARED_VERSION}`,
+    `pq_wait:${SHARED_VERSION}`,
+  ];
+
   /** The marker in the body of each shared function. */
   async function sharedMarkers(): Promise<string[]> {
     const rows = await sql`select p.proname, substring(p.prosrc
@@ -64,16 +71,18 @@ describe("migrations", () => {
     await pq.close();
     assert.deepEqual(await objects(table), {
       indexes: [
+        `${table}_finished_at_idx`,
         `${table}_finished_idx`,
         `${table}_pkey`,
         `${table}_ready_plain_idx`,
         `${table}_ready_task_idx`,
+        `${table}_running_idx`,
         `${table}_scheduled_idx`,
       ],
       checks: [`${table}_state_check`],
-      comment: "pq schema 2",
+      comment: `pq schema ${TABLE_VERSION}`,
     });
-    assert.deepEqual(await sharedMarkers(), ["pq_notify:2", "pq_wait:2"]);
+    assert.deepEqual(await sharedMarkers(), current);
   });
 
   test("long table names get distinct, stable object names under 63 bytes", async () => {
@@ -88,7 +97,7 @@ describe("migrations", () => {
       ...(await objects(a)).indexes,
       ...(await objects(b)).indexes,
     ];
-    assert.equal(new Set(names).size, 10);
+    assert.equal(new Set(names).size, 14);
     for (const name of names) {
       assert.ok(new TextEncoder().encode(name).length <= 63, name);
     }
@@ -190,7 +199,7 @@ describe("migrations", () => {
     } finally {
       await after.close();
     }
-    assert.equal((await objects(table)).comment, "pq schema 2");
+    assert.equal((await objects(table)).comment, `pq schema ${TABLE_VERSION}`);
   });
 
   test("a 0.1.0 process keeps working on an upgraded table beside this version", async () => {
@@ -266,7 +275,7 @@ describe("migrations", () => {
     }
     assert.deepEqual(await sharedMarkers(), ["pq_notify:null", "pq_wait:null"]);
     await pq.create();
-    assert.deepEqual(await sharedMarkers(), ["pq_notify:2", "pq_wait:2"]);
+    assert.deepEqual(await sharedMarkers(), current);
     await pq.close();
   });
 
@@ -278,15 +287,17 @@ describe("migrations", () => {
     await assert.rejects(pq.create(), {
       name: "PQError",
       code: "SCHEMA_TOO_NEW",
-      message: /version 99, newer than this pq's 2/,
+      message: new RegExp(`version 99, newer than this pq's ${TABLE_VERSION}`),
     });
-    await sql`comment on table ${qualified(table)} is 'pq schema 2'`;
+    await sql`comment on table ${qualified(table)} is ${
+      sql.unsafe(`'pq schema ${TABLE_VERSION}'`)
+    }`;
     // A newer pq's body: same signature, a higher marker.
     const [wait] = await sql`select p.prosrc from pg_proc as p
       join pg_namespace as s on s.oid = p.pronamespace
       where s.nspname = ${scratch.schema} and p.proname = 'pq_wait'`;
     const newer = wait.prosrc.replace(
-      "-- pq shared version 2",
+      `-- pq shared version ${SHARED_VERSION}`,
       "-- pq shared version 99",
     );
     await sql.unsafe(
@@ -296,7 +307,10 @@ describe("migrations", () => {
       set search_path = pg_catalog, pg_temp as $body$${newer}$body$`,
     );
     await pq.create();
-    assert.deepEqual(await sharedMarkers(), ["pq_notify:2", "pq_wait:99"]);
+    assert.deepEqual(await sharedMarkers(), [
+      `pq_notify:${SHARED_VERSION}`,
+      "pq_wait:99",
+    ]);
     // Restore, for the other tests of this schema.
     await sql.unsafe(
       `create or replace function "${scratch.schema}".pq_wait(
@@ -325,6 +339,6 @@ describe("migrations", () => {
     } finally {
       await Promise.all(clients.map((client) => client.end()));
     }
-    assert.equal((await objects(table)).comment, "pq schema 2");
+    assert.equal((await objects(table)).comment, `pq schema ${TABLE_VERSION}`);
   });
 });

@@ -24,12 +24,26 @@ import type { TableNames } from "../schema.ts";
 
 /** The statements of shared step 2. */
 export function sharedV2(n: TableNames): string[] {
+  return [...sharedFunctionsV2(n, 2), revokeNotify(n)];
+}
+
+/** `revoke execute on function pq_notify() from public`. */
+export function revokeNotify(n: TableNames): string {
+  return `revoke execute on function ${n.notifyFunction}() from public`;
+}
+
+/**
+ * The bodies of `pq_wait` and `pq_notify` as of step 2, stamped with the
+ * version of the step that (re)creates them: a later step that changes
+ * other shared objects re-stamps them, since the version is read from them.
+ */
+export function sharedFunctionsV2(n: TableNames, version: number): string[] {
   return [
     `create or replace function ${n.waitFunction}(
       p_relid oid, p_queues text[], p_listener text, p_ttl_ms float8
     ) returns void language plpgsql security definer
     set search_path = pg_catalog, pg_temp as $$
-    -- pq shared version 2
+    -- pq shared version ${version}
     declare
       caller name := coalesce(
         nullif(current_setting('role'), 'none')::name, session_user);
@@ -59,7 +73,7 @@ export function sharedV2(n: TableNames): string[] {
     `create or replace function ${n.notifyFunction}() returns trigger
     language plpgsql security definer
     set search_path = pg_catalog, pg_temp as $$
-    -- pq shared version 2
+    -- pq shared version ${version}
     declare
       r record;
     begin
@@ -92,6 +106,5 @@ export function sharedV2(n: TableNames): string[] {
       end loop;
       return null;
     end $$`,
-    `revoke execute on function ${n.notifyFunction}() from public`,
   ];
 }

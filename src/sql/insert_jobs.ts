@@ -10,6 +10,7 @@
 
 import type { TableNames } from "../schema.ts";
 import type { Executor } from "../types.ts";
+import { arrayLiteral } from "./arrays.ts";
 import { boundTransactionCheck } from "./take_jobs.ts";
 
 /** A resolved time: absolute, or a delay from the statement's time. */
@@ -67,8 +68,8 @@ export function insertJobsSql(names: TableNames, bound = false): string {
     from (select u.d, u.n,
         coalesce(u.sa, statement_timestamp() + u.sd * interval '1 millisecond') as s,
         coalesce(u.ea, statement_timestamp() + u.ed * interval '1 millisecond') as e
-      from unnest($3::text[], $4::timestamptz[], $5::float8[],
-        $6::timestamptz[], $7::float8[]) with ordinality as u(d, sa, sd, ea, ed, n)
+      from unnest($3::text::text[], $4::text::timestamptz[], $5::text::float8[],
+        $6::text::timestamptz[], $7::text::float8[]) with ordinality as u(d, sa, sd, ea, ed, n)
     ) as v ${b.where}
     order by v.n
     returning id::text`;
@@ -83,7 +84,7 @@ export function insertReadyJobsSql(names: TableNames, bound = false): string {
   const b = boundParts(bound, 4, "where");
   return `insert into ${names.qualified} (queue, task, data, state)
     select $1::text, $2::text, u.d::json, 'ready'
-    from unnest($3::text[]) with ordinality as u(d, n) ${b.where}
+    from unnest($3::text::text[]) with ordinality as u(d, n) ${b.where}
     order by u.n
     returning id::text`;
 }
@@ -120,11 +121,7 @@ function at(when: When): Date | null {
   return when && "at" in when ? when.at : null;
 }
 
-/**
- * A Date in an array parameter goes as text: postgres.js 3.4.9 types a JS
- * array by its first element, so an array starting with a Date went as one
- * `timestamptz` and failed the `timestamptz[]` cast.
- */
+/** A Date as ISO text, for an array parameter (see `arrays.ts`). */
 export function isoText(date: Date | null): string | null {
   return date === null ? null : date.toISOString();
 }
@@ -179,17 +176,17 @@ export async function insertJobs(
   bound?: BoundCheck,
 ): Promise<string[] | null> {
   if (jobs.length === 0) return [];
-  const data = jobs.map((j) => j.data);
+  const data = arrayLiteral(jobs.map((j) => j.data));
   const params: unknown[] = jobs.every((j) => !j.scheduleAt && !j.expectedAt)
     ? [queue, task, data]
     : [
       queue,
       task,
       data,
-      jobs.map((j) => isoText(at(j.scheduleAt))),
-      jobs.map((j) => delay(j.scheduleAt)),
-      jobs.map((j) => isoText(at(j.expectedAt))),
-      jobs.map((j) => delay(j.expectedAt)),
+      arrayLiteral(jobs.map((j) => isoText(at(j.scheduleAt)))),
+      arrayLiteral(jobs.map((j) => delay(j.scheduleAt))),
+      arrayLiteral(jobs.map((j) => isoText(at(j.expectedAt)))),
+      arrayLiteral(jobs.map((j) => delay(j.expectedAt))),
     ];
   const text = params.length === 3 ? statements.ready : statements.timed;
   if (bound) params.push(bound.mark);

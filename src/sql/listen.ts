@@ -7,6 +7,7 @@
 
 import type { TableNames } from "../schema.ts";
 import type { Executor } from "../types.ts";
+import { arrayLiteral } from "./arrays.ts";
 
 /** The OID of the job table, or null when it does not exist (yet). */
 export async function tableOid(
@@ -33,8 +34,8 @@ export async function registerWaiting(
   ttlMs: number,
 ): Promise<void> {
   await db.unsafe(
-    `select ${names.waitFunction}($1::oid, $2::text[], $3::text, $4::float8)`,
-    [relid, queues, listener, ttlMs],
+    `select ${names.waitFunction}($1::oid, $2::text::text[], $3::text, $4::float8)`,
+    [relid, arrayLiteral(queues), listener, ttlMs],
     { prepare: true },
   );
 }
@@ -70,7 +71,8 @@ export async function countReady(
       case when l.tasks is not null
         then (select count(*) from (select 1 from ${t}
               where queue = l.queue and state = 'ready' and task is not null
-                and task = any(array(select json_array_elements_text(l.tasks)))
+                and task = any(array(
+                  select json_array_elements_text(l.tasks::json)))
               limit l.cap) as x)
         else (select count(*) from (select 1 from ${t}
               where queue = l.queue and state = 'ready' and task is null
@@ -80,13 +82,13 @@ export async function countReady(
          where queue = l.queue and state = 'scheduled'
            and schedule_at <= statement_timestamp()
          limit l.cap) as y)
-    from unnest($1::text[], $2::json[], $3::int4[]) with ordinality
+    from unnest($1::text::text[], $2::text::text[], $3::text::int4[]) with ordinality
       as l(queue, tasks, cap, n)
     order by l.n`,
     [
-      lanes.map((l) => l.queue),
-      lanes.map((l) => l.tasks && JSON.stringify(l.tasks)),
-      lanes.map((l) => l.cap),
+      arrayLiteral(lanes.map((l) => l.queue)),
+      arrayLiteral(lanes.map((l) => l.tasks && JSON.stringify(l.tasks))),
+      arrayLiteral(lanes.map((l) => l.cap)),
     ],
     { prepare: true },
   ).values();

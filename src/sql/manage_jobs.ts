@@ -7,6 +7,7 @@
 
 import type { TableNames } from "../schema.ts";
 import type { Executor } from "../types.ts";
+import { arrayLiteral } from "./arrays.ts";
 import { isoText } from "./insert_jobs.ts";
 import { epochMs, toDate } from "./take_jobs.ts";
 
@@ -120,6 +121,71 @@ export async function saveJobData(
   );
 }
 
+/** How a taken job is written back (see {@linkcode storeJob}). */
+export interface StoredState {
+  /**
+   * `ready` or `scheduled` (`delayMs` from now: a retry or a snooze),
+   * `failed`, `cancelled`, or `completed` (kept with its result).
+   */
+  state: "ready" | "scheduled" | "failed" | "cancelled" | "completed";
+  /** For `scheduled`: how long from now. */
+  delayMs?: number;
+  /** The error as JSON text. */
+  error?: string | null;
+  /** The result as JSON text (`completed`). */
+  result?: string | null;
+  /** The progress as JSON text. */
+  progress?: string | null;
+  /** The most attempts the job has (its task's `maxRetries` + 1). */
+  maxAttempts?: number | null;
+  /** When the attempt started. */
+  startedAt?: Date | null;
+}
+
+/**
+ * Writes a taken task job back in a new state, keeping its id: for a retry
+ * or a snooze (ready at once, or scheduled), or as failed, cancelled or
+ * completed. Inside the taking transaction, where the row is deleted.
+ */
+export async function storeJob(
+  db: Executor,
+  names: TableNames,
+  job: JobRecord,
+  to: StoredState,
+): Promise<void> {
+  await db.unsafe(
+    `insert into ${names.qualified} (id, queue, task, data, attempts,
+      enqueued_at, expected_at, error, state, schedule_at, finished_at,
+      result, progress, max_attempts, started_at)
+    select $1::int8, $2::text, $3::text, $4::text::json, $5::int4,
+      $6::timestamptz, $7::timestamptz, $8::text::json, $9::text,
+      case when $9 = 'scheduled'
+        then statement_timestamp() + $10::float8 * interval '1 millisecond'
+        else $11::timestamptz end,
+      case when $9 in ('failed', 'cancelled', 'completed')
+        then statement_timestamp() end,
+      $12::text::json, $13::text::json, $14::int4, $15::timestamptz`,
+    [
+      job.id,
+      job.queue,
+      job.task,
+      job.data,
+      job.attempts,
+      job.enqueuedAt,
+      job.expectedAt,
+      to.error ?? null,
+      to.state,
+      to.delayMs ?? null,
+      job.scheduleAt,
+      to.result ?? null,
+      to.progress ?? null,
+      to.maxAttempts ?? null,
+      to.startedAt ?? null,
+    ],
+    { prepare: true },
+  );
+}
+
 /**
  * Puts a taken task job back: for a retry in `retryInMs` (ready at once when
  * 0), or as failed when `retryInMs` is null. The job keeps its id.
@@ -131,27 +197,44 @@ export async function returnJob(
   retryInMs: number | null,
   error: string,
 ): Promise<void> {
+  await storeJob(db, names, job, {
+    state: retryInMs === null
+      ? "failed"
+      : retryInMs > 0
+      ? "scheduled"
+      : "ready",
+    delayMs: retryInMs ?? undefined,
+    error,
+  });
+}
+
+/**
+ * The last statement of a worker's batch, sent right before its commit,
+ * only when needed: consumes the cancel requests of jobs the batch stored
+ * as cancelled, and tells the `waitFor()`s of jobs that ended (NOTIFY, sent
+ * at commit).
+ */
+export async function finishBatch(
+  db: Executor,
+  names: TableNames,
+  cancelled: readonly string[],
+  ended: readonly { id: string; state: string }[],
+): Promise<void> {
   await db.unsafe(
-    `insert into ${names.qualified} (id, queue, task, data, attempts,
-      enqueued_at, expected_at, error, state, schedule_at, finished_at)
-    select $1::int8, $2::text, $3::text, $4::text::json, $5::int4,
-      $6::timestamptz, $7::timestamptz, $8::text::json,
-      case when $9::float8 is null then 'failed'
-        when $9::float8 > 0 then 'scheduled' else 'ready' end,
-      case when $9::float8 is null then $10::timestamptz
-        else statement_timestamp() + $9::float8 * interval '1 millisecond' end,
-      case when $9::float8 is null then statement_timestamp() end`,
+    `with consumed as (
+      delete from ${names.signals}
+      where relid = ${names.relid} and kind = 'cancel'
+        and job_id = any($1::text::int8[])
+      returning 1
+    ), told as (
+      select pg_notify('pq_' || ${names.relid}, 'done ' || e.id || ' ' || e.state)
+      from unnest($2::text::int8[], $3::text::text[]) as e(id, state)
+    )
+    select (select count(*) from consumed), (select count(*) from told)`,
     [
-      job.id,
-      job.queue,
-      job.task,
-      job.data,
-      job.attempts,
-      job.enqueuedAt,
-      job.expectedAt,
-      error,
-      retryInMs,
-      job.scheduleAt,
+      arrayLiteral(cancelled),
+      arrayLiteral(ended.map((e) => e.id)),
+      arrayLiteral(ended.map((e) => e.state)),
     ],
     { prepare: true },
   );
@@ -171,19 +254,19 @@ export async function restoreJobs(
       enqueued_at, schedule_at, expected_at, state)
     select u.id, u.queue, u.task, u.data::json, u.attempts, u.enqueued_at,
       u.schedule_at, u.expected_at, 'ready'
-    from unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int4[],
-      $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])
+    from unnest($1::text::int8[], $2::text::text[], $3::text::text[], $4::text::text[], $5::text::int4[],
+      $6::text::timestamptz[], $7::text::timestamptz[], $8::text::timestamptz[])
       as u(id, queue, task, data, attempts, enqueued_at, schedule_at,
         expected_at)`,
     [
-      jobs.map((j) => j.id),
-      jobs.map((j) => j.queue),
-      jobs.map((j) => j.task),
-      jobs.map((j) => j.data),
-      jobs.map((j) => j.attempts),
-      jobs.map((j) => isoText(j.enqueuedAt)),
-      jobs.map((j) => isoText(j.scheduleAt)),
-      jobs.map((j) => isoText(j.expectedAt)),
+      arrayLiteral(jobs.map((j) => j.id)),
+      arrayLiteral(jobs.map((j) => j.queue)),
+      arrayLiteral(jobs.map((j) => j.task)),
+      arrayLiteral(jobs.map((j) => j.data)),
+      arrayLiteral(jobs.map((j) => j.attempts)),
+      arrayLiteral(jobs.map((j) => isoText(j.enqueuedAt))),
+      arrayLiteral(jobs.map((j) => isoText(j.scheduleAt))),
+      arrayLiteral(jobs.map((j) => isoText(j.expectedAt))),
     ],
     { prepare: true },
   );
@@ -253,4 +336,17 @@ export async function retryFailedJob(
     { prepare: true },
   ).values();
   return rows.length > 0;
+}
+
+/** Tells a `waitFor()` that a job ended (`done <id> <state>`), at once. */
+export async function tellEnded(
+  db: Executor,
+  names: TableNames,
+  id: string,
+  state: string,
+): Promise<void> {
+  await db.unsafe(
+    `select pg_notify('pq_' || ${names.relid}, 'done ' || $1 || ' ' || $2)`,
+    [id, state],
+  );
 }

@@ -11,6 +11,10 @@ import type { Executor } from "../types.ts";
 export interface TakenRow {
   id: string;
   data: string;
+  /** A cancel request waits for this job (see `pq_signals`). */
+  cancelRequested: boolean;
+  /** A `waitFor()` wants to hear when this job ends. */
+  watched: boolean;
   enqueuedAt: Date;
   scheduleAt: Date | null;
   expectedAt: Date | null;
@@ -98,7 +102,10 @@ export interface TakeShape {
  * lane has one prepared statement per limit the callers use.
  *
  * Taking deletes the row: outside a transaction the job is gone for good in
- * this one statement; inside one, a rollback brings it back.
+ * this one statement; inside one, a rollback brings it back. The rows are
+ * picked `for no key update skip locked`: takers skip each other's rows, and
+ * a `queue.job(id)` lookup (a key share lock, see `job_state.ts`) never
+ * makes a taker skip a ready job, which would then wait for the next poll.
  */
 export function takeJobsSql(names: TableNames, shape: TakeShape): string {
   const t = names.qualified;
@@ -106,20 +113,17 @@ export function takeJobsSql(names: TableNames, shape: TakeShape): string {
     ? ""
     : "and coalesce((select at from due) > statement_timestamp(), true)";
   const which = shape.task
-    ? "task is not null and task = any($2::text[])"
+    ? "task is not null and task = any($2::text::text[])"
     : "task is null";
   const bound = shape.bound ? `and ${boundTransactionCheck(2)}` : "";
   const check = shape.bound ? boundTransactionCheck(2) : "true";
-  return `with due as (
-      select min(schedule_at) as at from ${t}
-      where queue = $1 and state = 'scheduled'
-    ), taken as (
+  return `with due as (${dueSql(names)}), taken as (
       delete from ${t} where id = any(array(
         select id from ${t}
         where queue = $1 and state = 'ready' and ${which} ${dueCheck} ${bound}
         order by expected_at, id
         limit ${Math.trunc(shape.limit)}
-        for update skip locked
+        for no key update skip locked
       ))
       returning id, data, enqueued_at, schedule_at, expected_at, task, attempts
     )
@@ -127,8 +131,34 @@ export function takeJobsSql(names: TableNames, shape: TakeShape): string {
       ${epochMs("t.schedule_at")}, ${epochMs("t.expected_at")}, t.task,
       t.attempts,
       extract(epoch from (select at from due) - clock_timestamp()) * 1000,
-      pg_backend_pid(), ${check}
+      pg_backend_pid(), ${check}, ${signalFlags(names, "t.id")}
     from (select) as one left join taken as t on true`;
+}
+
+/**
+ * When the queue's next job comes due ($1 queue): its earliest scheduled job,
+ * or its earliest lease to end (a lease job whose worker died is taken again
+ * then). Both come from small partial indexes.
+ */
+export function dueSql(names: TableNames): string {
+  const t = names.qualified;
+  return `select least(
+      (select min(schedule_at) from ${t}
+        where queue = $1 and state = 'scheduled'),
+      (select min(lease_until) from ${t}
+        where queue = $1 and state = 'running')) as at`;
+}
+
+/**
+ * Two booleans for a taken job (`id`: its id): a cancel request waits for it,
+ * and a `waitFor()` watches it. Two probes of `pq_signals`'s primary key,
+ * usually empty.
+ */
+export function signalFlags(names: TableNames, id: string): string {
+  const probe = (kind: string) =>
+    `exists (select 1 from ${names.signals} as s where s.relid = ${names.relid}
+      and s.job_id = ${id} and s.kind = '${kind}')`;
+  return `${probe("cancel")}, ${probe("watch")}`;
 }
 
 /** What a take statement found. */
@@ -149,16 +179,17 @@ export interface TakeResult {
 /**
  * Runs a take statement built by {@linkcode takeJobsSql}.
  *
- * @param second `$2`: the task names of a task lane, or the mark of the
- * transaction a plain lane is bound to.
+ * @param rest The parameters after the queue: the task names of a task
+ * lane, the mark of the transaction a plain lane is bound to, or a lease
+ * claim's.
  */
 export async function takeJobs(
   db: Executor,
   text: string,
   queue: string,
-  second?: readonly string[] | string | null,
+  rest: readonly unknown[] = [],
 ): Promise<TakeResult> {
-  const params = second === undefined ? [queue] : [queue, second];
+  const params = [queue, ...rest];
   const rows = await db.unsafe(text, params as never[], { prepare: true })
     .values();
   const first = rows[0];
@@ -174,6 +205,8 @@ export async function takeJobs(
     result.rows.push({
       id: row[0],
       data: row[1],
+      cancelRequested: row[10] === true,
+      watched: row[11] === true,
       enqueuedAt: toDate(row[2])!,
       scheduleAt: toDate(row[3]),
       expectedAt: toDate(row[4]),
@@ -200,10 +233,12 @@ export interface Promoted {
 }
 
 /**
- * Makes scheduled jobs that came due ready ($1 queue, $2 how many): the best
- * ones by the queue's order, skipping rows another promoter holds. The caller
- * takes right after, from the ready jobs and these, so the best due jobs
- * compete with the ready ones.
+ * Makes the jobs that came due ready ($1 queue, $2 how many of each kind):
+ * scheduled jobs whose time came (the best by the queue's order, so that they
+ * compete with the ready ones), and lease jobs whose lease ended without
+ * being renewed (their worker died or stopped), which are ready for another
+ * attempt, or failed with `LEASE_EXPIRED` once they used up their attempts.
+ * Rows another promoter holds are skipped. The caller takes right after.
  *
  * Delete and insert rather than update: the insert trigger then announces
  * the promoted jobs like new ones, so as many waiters wake as jobs came due,
@@ -222,21 +257,42 @@ export function promoteDueJobsSql(names: TableNames): string {
         and schedule_at <= statement_timestamp()
       order by expected_at, id
       limit $2
-      for update skip locked
+      for no key update skip locked
+    ), expired as (
+      select id from ${t}
+      where queue = $1 and state = 'running'
+        and lease_until <= statement_timestamp()
+      order by lease_until
+      limit $2
+      for no key update skip locked
     ), moved as (
-      delete from ${t} where id in (select id from due)
-      returning id, queue, task, data, attempts, enqueued_at, schedule_at,
-        expected_at, error
+      delete from ${t}
+      where id in (select id from due union all select id from expired)
+      returning *
     ), ready as (
       insert into ${t} (id, queue, task, data, attempts, enqueued_at,
-        schedule_at, expected_at, error, state)
+        schedule_at, expected_at, max_attempts, progress, started_at, error,
+        state, finished_at)
       select id, queue, task, data, attempts, enqueued_at, schedule_at,
-        expected_at, error, 'ready'
-      from moved
-      returning task
+        expected_at, max_attempts, progress, started_at,
+        case when m.spent then json_build_object(
+            'name', 'PQError', 'code', 'LEASE_EXPIRED',
+            'message', 'The lease of job ' || id || ' ended ' || attempts
+              || ' time(s) without its worker finishing or renewing it (the worker died, or stopped for longer than the lease)')
+          when state = 'running' then json_build_object(
+            'name', 'PQError', 'code', 'LEASE_EXPIRED',
+            'message', 'The lease of attempt ' || attempts || ' of job ' || id
+              || ' ended without its worker finishing or renewing it: it runs again')
+          else error end,
+        case when m.spent then 'failed' else 'ready' end,
+        case when m.spent then statement_timestamp() end
+      from (select *, state = 'running'
+          and attempts >= coalesce(max_attempts, 1) as spent
+        from moved) as m
+      returning task, state
     )
-    select count(*) filter (where task is null)::int4,
-      count(*) filter (where task is not null)::int4
+    select count(*) filter (where task is null and state = 'ready')::int4,
+      count(*) filter (where task is not null and state = 'ready')::int4
     from ready`;
 }
 
