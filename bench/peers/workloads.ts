@@ -125,7 +125,8 @@ export const putEight: Workload = {
 export const putBulk: Workload = {
   id: "bulk",
   async run(peer, ctx) {
-    const batches = scaled(20, ctx.scale, 2);
+    // 100,000 jobs: at 20 batches the fastest systems were done in 0.2 s.
+    const batches = scaled(100, ctx.scale, 5);
     await peer.putMany(batch(0, BATCH));
     const meter = await ctx.meter();
     const start = performance.now();
