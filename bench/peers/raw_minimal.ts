@@ -54,7 +54,8 @@ export const open: OpenPeer = async ({ url, schema }) => {
       await sql`insert into ${jobs} (data)
         select d::jsonb from unnest(${
         data.map((d) => JSON.stringify(d))
-      }::text[]) as d`;
+      }::text[]) as d
+        returning id`;
     },
     work: (concurrency, handler) =>
       startLoops(sql, schema, concurrency, takeOne(handler)),
