@@ -118,11 +118,19 @@ function rotate<T>(items: readonly T[], rep: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)];
 }
 
+/** The first three fields of /proc/loadavg. */
+function loadAverage(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(
+    " ",
+  );
+}
+
 /** The lines above the table: what ran where. */
 async function describeRun(
   sql: ReturnType<typeof connect>,
   options: Options,
   seconds: number,
+  loadBefore: string,
 ): Promise<string[]> {
   const [pg] = await sql`
     select version() as version,
@@ -146,6 +154,8 @@ async function describeRun(
       options.busy ? ", 2 CPU-bound processes beside it (--busy)" : ""
     }`,
     `- machine: ${cpus().length} CPUs (${model}); ${pg.version}; synchronous_commit ${pg.sync}, autovacuum ${pg.autovacuum}`,
+    // The machine is shared: say how busy it was.
+    `- load average (1, 5, 15 min) at the start: ${loadBefore}; at the end: ${loadAverage()}`,
     `- clients on Node ${node}: pq from this working tree and raw SQL on postgres.js ${postgresJs}; ${
       peers.join(", ")
     }`,
@@ -160,6 +170,7 @@ async function main(): Promise<void> {
   const sql = connect(url, 2);
   const stopBusy = options.busy ? startBusy(2) : () => {};
   const results: Results = new Map();
+  const loadBefore = loadAverage();
   const began = performance.now();
   try {
     for (const workload of WORKLOADS) {
@@ -201,6 +212,7 @@ async function main(): Promise<void> {
       sql,
       options,
       (performance.now() - began) / 1000,
+      loadBefore,
     );
     console.log(header.join("\n"));
     console.log();
