@@ -31,6 +31,12 @@ const IDLE_CLOSE_MS = 10_000;
 /** Longest pause between attempts to reconnect the control connection. */
 const MAX_RECONNECT_DELAY_MS = 5_000;
 /**
+ * A connect attempt may take the driver's `connect_timeout` (30 s unless
+ * set) plus this long for its statements before the control client is
+ * given up and replaced: see `#connect()`.
+ */
+const CONNECT_STATEMENTS_MS = 5_000;
+/**
  * The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): runtimes
  * fire a longer `setTimeout` after 1 ms instead, which made getters poll in a
  * busy loop while a job was scheduled further ahead (tests/bad_input_test.ts).
@@ -223,9 +229,27 @@ export class Listener {
     await this.#disconnect();
   }
 
-  /** Opens the control connection, LISTENs and registers, then wakes all. */
+  /**
+   * Opens the control connection, LISTENs and registers, then wakes all.
+   *
+   * With several hosts in its URL, postgres.js 3.4.9 swallows the error of
+   * a new connection that dies while its first statement runs, and that
+   * statement never settles (porsager/postgres#1174): a primary that died
+   * as the listener connected left it waiting forever, and its getters
+   * asleep until their timeout (tests/fault/failover_test.ts). So an
+   * attempt that has not finished by its deadline ends its client, which
+   * rejects the lost statement, and the next attempt makes a new one.
+   */
   #connect(): void {
     if (this.#connecting || this.#closed) return;
+    let attempt: Sql | null = null;
+    const seconds = Number(this.#options.sql.options.connect_timeout) || 30;
+    const deadline = setTimeout(() => {
+      if (attempt === null || attempt !== this.#control) return;
+      this.#control = null;
+      this.#up = false;
+      attempt.end({ timeout: 0 }).catch(() => {});
+    }, seconds * 1000 + CONNECT_STATEMENTS_MS);
     this.#connecting = (async () => {
       try {
         const { sql, names, listen } = this.#options;
@@ -246,6 +270,7 @@ export class Listener {
           } as unknown as postgres.Options<Record<string, never>>);
           this.#control = control;
         }
+        attempt = this.#control;
         this.#relid ??= await tableOid(this.#control, names);
         if (this.#relid === null) {
           throw new Error(`${names.qualified} does not exist`);
@@ -264,6 +289,7 @@ export class Listener {
         this.#up = false;
         this.#retryConnect();
       } finally {
+        clearTimeout(deadline);
         this.#connecting = null;
       }
     })();
