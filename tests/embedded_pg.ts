@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { readFile, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   defaultMajor,
@@ -31,6 +31,7 @@ import {
   initdb,
   makeFolder,
   Postmaster,
+  removeFolder,
 } from "./postmaster.ts";
 
 /** A running throwaway server; see {@linkcode startEmbeddedPostgres}. */
@@ -97,7 +98,7 @@ export async function startEmbeddedPostgres(
       try {
         await server?.stop("fast");
       } finally {
-        await rm(folder, { recursive: true, force: true });
+        await removeFolder(folder);
       }
     })();
 

@@ -16,8 +16,13 @@
  *   user can enter it. Non-root users run the server as themselves.
  * - The server runs in a process group of its own (`detached`): a Ctrl-C in
  *   the terminal then reaches the test launcher only, which stops the server
- *   in order; and `kill()` can end the postmaster and every backend at once,
- *   as a crash of the machine would.
+ *   in order.
+ * - Every child of the postmaster makes itself a session leader (`setsid()`
+ *   in InitPostmasterChild), so a signal to the postmaster's process group
+ *   reaches the postmaster alone. Backends outlive a killed postmaster for a
+ *   moment, answer "terminating connection due to unexpected postmaster
+ *   exit", and may even commit meanwhile. `kill()` therefore finds the
+ *   children in /proc, freezes everyone, then kills everyone.
  * - Readiness is read from `postmaster.pid`, whose 8th line is the server's
  *   state ("ready" or "standby" once it accepts connections), the way
  *   `pg_ctl -w` does: no log parsing, no locale to force.
@@ -28,7 +33,7 @@
  */
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
@@ -111,11 +116,47 @@ export function serverOwner(): Owner {
   return owner = { uid: id("-u"), gid: id("-g") };
 }
 
-/** A fresh temporary folder the server's user can enter. */
+/** Servers still running and folders not yet removed, for the exit. */
+const live = new Set<Postmaster>();
+const folders = new Set<string>();
+let exitHooked = false;
+
+/**
+ * The last resort when the caller exits without stopping its servers (a
+ * failed test whose cleanup never ran): SIGKILL to every server still
+ * running and its children, then the folders go. On Deno, `exit` of
+ * `node:process` does not fire at the end of `deno test`, `unload` does.
+ */
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  const atExit = () => {
+    for (const server of live) server.kill();
+    for (const folder of folders) {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  };
+  process.on("exit", atExit);
+  const global = globalThis as { addEventListener?: typeof addEventListener };
+  if ("Deno" in globalThis) global.addEventListener?.("unload", atExit);
+}
+
+/**
+ * A fresh temporary folder the server's user can enter, removed at exit if
+ * {@linkcode removeFolder} was not called.
+ */
 export async function makeFolder(): Promise<string> {
+  hookExit();
   const folder = await mkdtemp(join(tmpdir(), "pq-pg-"));
+  folders.add(folder);
   if (serverOwner().uid !== undefined) await chmod(folder, 0o755);
   return folder;
+}
+
+/** Removes a folder of {@linkcode makeFolder}. */
+export async function removeFolder(folder: string): Promise<void> {
+  await rm(folder, { recursive: true, force: true });
+  folders.delete(folder);
 }
 
 /** Creates a folder (mode 0700) owned by the server's user. */
@@ -227,14 +268,14 @@ export class Postmaster {
     });
     this.exited = new Promise((resolve) => this.#child.on("exit", resolve))
       .then(() => {
-        process.off("exit", this.#onExit);
+        live.delete(this);
       });
     this.#child.on("error", (error) => this.#note(`spawn: ${error.message}`));
     this.#child.stderr!.setEncoding("utf8");
     this.#child.stderr!.on("data", (chunk: string) => {
       for (const line of chunk.trimEnd().split("\n")) this.#note(line);
     });
-    process.on("exit", this.#onExit);
+    live.add(this);
   }
 
   /** Starts a server on `dataDir` and waits until it takes connections. */
@@ -285,16 +326,28 @@ export class Postmaster {
   }
 
   /**
-   * SIGKILL to the postmaster and all its backends at once, as when the
-   * machine dies: nothing is flushed or said goodbye to. Sockets still
-   * close (the kernel survives), so clients see the connections drop.
+   * Kills the postmaster and each of its children (backends, WAL sender,
+   * checkpointer, ...) as when the machine dies: nothing more is flushed,
+   * committed or said goodbye to. Sockets still close (the kernel
+   * survives), so clients see their connections drop, without a message.
+   *
+   * All are frozen first (SIGSTOP), the postmaster before it can fork
+   * again, then killed (SIGKILL): killed one by one, the survivors would
+   * notice and answer their clients ("terminating connection due to
+   * unexpected postmaster exit").
    */
   kill(): void {
-    try {
-      process.kill(-this.pid, "SIGKILL");
-    } catch {
-      // Gone already.
-    }
+    const signal = (pid: number, name: "SIGSTOP" | "SIGKILL") => {
+      try {
+        process.kill(pid, name);
+      } catch {
+        // Gone already.
+      }
+    };
+    signal(this.pid, "SIGSTOP");
+    const children = childrenOf(this.pid);
+    for (const pid of children) signal(pid, "SIGSTOP");
+    for (const pid of [this.pid, ...children]) signal(pid, "SIGKILL");
   }
 
   /** Waits until postmaster.pid says the server accepts connections. */
@@ -337,11 +390,23 @@ export class Postmaster {
       );
     }
   }
+}
 
-  /** The caller exits without stop(): at least stop the server (fast). */
-  readonly #onExit = (): void => {
-    if (this.running) process.kill(this.pid, "SIGINT");
-  };
+/** The processes whose parent is `pid` (Linux: read from /proc). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) children.push(Number(entry));
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return children;
 }
 
 /** A TCP port that was free on 127.0.0.1 a moment ago. */
