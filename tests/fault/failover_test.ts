@@ -65,7 +65,7 @@ const GETTER_WAIT_MS = 20_000;
  * connection that dies (porsager/postgres#1174). Its outcome is unknown.
  */
 const PUT_DEADLINE_MS = 15_000;
-const STUCK = new Error("the put did not settle");
+const STUCK = new Error("it did not settle in time");
 
 /** `promise`, or a rejection with STUCK after `ms`. */
 async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -232,13 +232,18 @@ async function failover(synchronous: boolean): Promise<Figures> {
 
     // A put after the promotion must wake the getter.
     await waitFor(
-      () => probe.put("after the failover").then(() => true, () => false),
+      () =>
+        withDeadline(probe.put("after the failover"), PUT_DEADLINE_MS)
+          .then(() => true, () => false),
       "a put to succeed on the new primary",
       60_000,
       100,
     );
     const putAt = performance.now();
-    const job = await Promise.race([got!, sleep(GETTER_WAIT_MS)]);
+    const job = await withDeadline(got!, GETTER_WAIT_MS).catch((error) => {
+      if (error === STUCK) return undefined;
+      throw error;
+    });
     const getterMs = performance.now() - putAt;
     if (job === undefined) {
       // Not woken: show what the new primary knows of this PQ's listener.
