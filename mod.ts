@@ -28,23 +28,23 @@
  */
 
 export { createPQ, PQ } from "./src/create_pq.ts";
-export type { PQOptions, QueueOptions } from "./src/create_pq.ts";
 export { Queue } from "./src/queue.ts";
+export { PQError } from "./src/errors.ts";
+export type { PQErrorCode, PQErrorOptions } from "./src/errors.ts";
+export type { StoredError } from "./src/stored_error.ts";
 export type {
   FailedJob,
   FailedOptions,
   GetOptions,
   IterateOptions,
   JobInput,
+  PQOptions,
   PutOptions,
-} from "./src/queue_options.ts";
-export type {
-  Task,
-  TaskHandler,
-  TaskInput,
-  TaskJob,
+  QueueOptions,
+  SizeOptions,
   TaskOptions,
-} from "./src/tasks.ts";
+} from "./src/options.ts";
+export type { Task, TaskHandler, TaskInput, TaskJob } from "./src/tasks.ts";
 export type {
   WorkEvent,
   WorkEventJob,
@@ -56,5 +56,14 @@ export { assertStorable, jsonCodec } from "./src/codecs.ts";
 export { richCodec } from "./src/pickle.ts";
 export type { Codec } from "./src/codecs.ts";
 export { parseDuration, resolveTime } from "./src/duration.ts";
+export type {
+  Schema,
+  SchemaInput,
+  SchemaIssue,
+  SchemaOutput,
+  SchemaProps,
+  SchemaResult,
+  SchemaTypes,
+} from "./src/validation.ts";
 export type { DurationInput, TimeInput } from "./src/duration.ts";
 export type { Sql, TransactionSql } from "./src/types.ts";

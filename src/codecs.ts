@@ -5,7 +5,8 @@
  *
  * `jsonCodec`, the default, is `JSON.stringify` that refuses to lose data
  * silently: BigInt, functions, symbols, cycles, NaN and ±Infinity, invalid
- * Dates, Map, Set, RegExp, ArrayBuffer, DataView and typed arrays are errors.
+ * Dates, Map, Set, RegExp, ArrayBuffer, DataView, typed arrays and Errors are
+ * errors.
  *
  * `richCodec` (queues whose names end in "/pickle") writes JSON in which the
  * values JSON cannot hold are tagged objects `{"$pq": tag, "v": payload}`,
@@ -25,8 +26,24 @@
  *
  * Typed array tags are the array's kind (`Int8Array` ... `BigUint64Array`,
  * `Float16Array` where the runtime has it); their bytes are in platform order,
- * which is little-endian on every runtime pq supports. Class instances are
- * written as plain objects of their own enumerable properties.
+ * which is little-endian on every runtime pq supports. An instance of a
+ * subclass of these kinds comes back as the kind (Node's Buffer as a
+ * Uint8Array), without its own properties.
+ *
+ * Other objects, in both codecs:
+ *
+ * - An object with a `toJSON` method (a URL, a Temporal value, your own
+ *   class) is stored as what `toJSON` returns, as JSON.stringify does, and
+ *   comes back as that: a URL as its `href` string. `toJSON` is called once
+ *   per value, with the property name or array index (`""` at the top and
+ *   inside a Map or Set); `richCodec` then encodes its result like any data.
+ * - Any other class instance: `jsonCodec` writes its own enumerable
+ *   properties, as JSON.stringify does (Errors excepted: they are refused,
+ *   since JSON keeps neither their message nor their stack). `richCodec`,
+ *   which promises data back as it went in, refuses it with a TypeError
+ *   naming its class and path (`an instance of Point at data.p`), Errors
+ *   included: it cannot bring the class back, and the object's state may be
+ *   in private fields it cannot see.
  *
  * `richCodec` lives in `pickle.ts`; it shares the path helpers and
  * `assertStorable` of this file.
@@ -281,6 +298,8 @@ function findInInstance(object: object): Problem | undefined {
   if (object instanceof Number && !Number.isFinite(Number(object))) {
     what = `a Number object holding ${Number(object)}`;
   } else if (object instanceof BigInt) what = "a BigInt object";
+  // JSON.stringify keeps none of an Error's message, name and stack.
+  else if (object instanceof Error) what = article(object.name);
   return what === undefined ? undefined : { what, pickle: false, path: [] };
 }
 
@@ -292,8 +311,10 @@ function findInInstance(object: object): Problem | undefined {
  *
  * Encoding throws a TypeError naming the value and its path for BigInt,
  * functions, symbols, cycles, NaN, ±Infinity, invalid Dates, Map, Set,
- * RegExp, ArrayBuffer, DataView, typed arrays, an `undefined` top level, and
- * lone surrogates; {@linkcode richCodec} holds most of those.
+ * RegExp, ArrayBuffer, DataView, typed arrays, Errors, an `undefined` top
+ * level, and lone surrogates; {@linkcode richCodec} holds most of those.
+ * Objects with a `toJSON` method are written as what it returns; other class
+ * instances as their own enumerable properties.
  *
  * Speed: plain `JSON.stringify` first, then a walk over the data for what
  * it would have lost (no replacer: V8 and JSC leave their fast paths for one).

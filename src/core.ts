@@ -1,30 +1,34 @@
 /**
  * What every queue of one PQ shares: the client, the table's names and
- * statements, the codecs, the listener and the defaults.
+ * statements, the codecs, the listener, the running workers and the
+ * defaults.
  *
  * @module
  */
 
 import type { Codec } from "./codecs.ts";
 import type { Listener } from "./listener.ts";
+import type { Report } from "./report.ts";
 import type { TableNames } from "./schema.ts";
+import { type InsertStatements, insertStatements } from "./sql/insert_jobs.ts";
 import {
-  insertJobSql,
-  insertJobsSql,
-  insertReadyJobsSql,
-} from "./sql/insert_jobs.ts";
-import { promoteDueJobsSql, takeJobsSql } from "./sql/take_jobs.ts";
+  promoteDueJobsSql,
+  takeJobsSql,
+  type TakeShape,
+} from "./sql/take_jobs.ts";
 import type { TaskRegistry } from "./tasks.ts";
 import type { Sql } from "./types.ts";
 import type { Vacuum } from "./vacuum.ts";
 
 /** Statement texts of the hot path, built once per PQ. */
 export interface Statements {
-  insertJob: string;
-  insertJobs: { timed: string; ready: string };
+  /** Inserts on the client or a transaction the caller manages. */
+  insert: InsertStatements;
+  /** Inserts for a queue bound with `with(tx)`: they check the binding. */
+  insertBound: InsertStatements;
   promoteDue: string;
-  /** The take statement of a lane for a limit (see `takeJobsSql`). */
-  take(task: boolean, limit: number, ignoreDue: boolean): string;
+  /** The take statement of a shape (see `takeJobsSql`). */
+  take(shape: TakeShape): string;
 }
 
 /** Builds the hot-path statements of a table. */
@@ -32,21 +36,27 @@ export function buildStatements(names: TableNames): Statements {
   // Keyed by a number, so that a take allocates no key string.
   const takes = new Map<number, string>();
   return {
-    insertJob: insertJobSql(names),
-    insertJobs: {
-      timed: insertJobsSql(names),
-      ready: insertReadyJobsSql(names),
-    },
+    insert: insertStatements(names, false),
+    insertBound: insertStatements(names, true),
     promoteDue: promoteDueJobsSql(names),
-    take(task, limit, ignoreDue) {
-      const key = limit * 4 + (task ? 2 : 0) + (ignoreDue ? 1 : 0);
+    take(shape) {
+      const key = shape.limit * 8 + (shape.task ? 4 : 0) +
+        (shape.ignoreDue ? 2 : 0) + (shape.bound ? 1 : 0);
       let text = takes.get(key);
-      if (!text) {
-        takes.set(key, text = takeJobsSql(names, task, limit, ignoreDue));
-      }
+      if (!text) takes.set(key, text = takeJobsSql(names, shape));
       return text;
     },
   };
+}
+
+/** A running `work()` as the PQ sees it: `close()` stops and awaits it. */
+export interface RunningWorker {
+  /** Stops taking jobs; running ones get their grace period. */
+  stop(): void;
+  /** Settles when every slot stopped. */
+  readonly done: Promise<unknown>;
+  /** The connections its slots may hold at once. */
+  readonly connections: number;
 }
 
 /** The state one PQ shares with its queues. Internal. */
@@ -69,6 +79,10 @@ export interface PQCore {
   vacuum: Vacuum;
   /** Registered tasks, by queue name. */
   tasks: Map<string, TaskRegistry>;
+  /** Running workers. */
+  workers: Set<RunningWorker>;
+  /** Where background failures and warnings go. */
+  report: Report;
   /** Set by `close()`. */
   closed: boolean;
 }

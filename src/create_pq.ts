@@ -8,88 +8,24 @@ import { type Codec, jsonCodec } from "./codecs.ts";
 import { richCodec } from "./pickle.ts";
 import { buildStatements, type PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
-import { type DurationInput, parseDuration } from "./duration.ts";
+import { parseDuration } from "./duration.ts";
 import { Listener } from "./listener.ts";
+import { createReport } from "./report.ts";
 import { Vacuum } from "./vacuum.ts";
 import { checkIdentifier, checkName } from "./names.ts";
-import { checkBoolean, checkOptions } from "./options.ts";
+import { checkBoolean, checkOptions } from "./check_options.ts";
 import { withAction } from "./new_jobs.ts";
 import { Queue } from "./queue.ts";
 import { createSchema, currentSchema, tableNames } from "./schema.ts";
+import type { TaskRegistry } from "./tasks.ts";
 import type { Sql } from "./types.ts";
-
-/**
- * Options of {@linkcode createPQ}.
- *
- * @example Options for a pooler
- * ```ts
- * import type { PQOptions } from "@pq/pq";
- *
- * // Behind PgBouncer in transaction mode: no LISTEN, poll every 250 ms.
- * const options: PQOptions = {
- *   table: "jobs",
- *   schema: "app",
- *   listen: false,
- *   pollInterval: "250ms",
- *   timeout: "30s",
- * };
- * ```
- */
-export interface PQOptions {
-  /** The table that holds the jobs of every queue. Default `"queue"`. */
-  table?: string;
-  /** The table's schema. Default: the first schema of the search path. */
-  schema?: string;
-  /** Encodes job data to JSON text. Default: a strict `JSON.stringify`. */
-  encode?: (data: unknown) => string;
-  /** Decodes the stored JSON text. Default: `JSON.parse`. */
-  decode?: (text: string) => unknown;
-  /**
-   * More codecs, chosen by a queue name's suffix: with `{ csv: myCodec }`,
-   * `pq.queue("reports/csv")` is the queue `reports` using `myCodec`. Built
-   * in: `json` (the default) and `pickle` (keeps Date, BigInt, Map, Set,
-   * typed arrays, undefined, NaN and ±Infinity).
-   */
-  codecs?: Record<string, Codec>;
-  /** The default timeout of a blocking get. Default `"1s"`. */
-  timeout?: DurationInput;
-  /**
-   * LISTEN for notifications (default true). Set false behind a
-   * transaction-mode pooler (PgBouncer, Supavisor), where LISTEN never
-   * fires: blocking gets then poll every `pollInterval`.
-   */
-  listen?: boolean;
-  /**
-   * How often waiting getters poll: the only wake-up without LISTEN, and a
-   * safety net with it. One query per interval per PQ, whatever the number
-   * of waiters. Default `"1s"`.
-   */
-  pollInterval?: DurationInput;
-  /**
-   * When the server's autovacuum is off and this client owns the table,
-   * VACUUM it after many jobs were taken (default true): see `src/vacuum.ts`.
-   * With autovacuum on, pq leaves it to the server.
-   */
-  vacuum?: boolean;
-}
-
-/**
- * Options of {@linkcode PQ.queue}.
- *
- * @example A queue name with a slash
- * ```ts
- * import type { QueueOptions } from "@pq/pq";
- *
- * const options: QueueOptions = { codec: "json" }; // "reports/2024" is the name
- * ```
- */
-export interface QueueOptions {
-  /**
-   * The codec, by name (`"json"`, `"pickle"` or one of `codecs`). When set,
-   * the whole name is the queue's name, even if it contains a `/`.
-   */
-  codec?: string;
-}
+import type { PQOptions, QueueOptions } from "./options.ts";
+import {
+  checkSchema,
+  type Schema,
+  type SchemaInput,
+  type SchemaOutput,
+} from "./validation.ts";
 
 const PQ_OPTIONS = [
   "table",
@@ -101,6 +37,7 @@ const PQ_OPTIONS = [
   "listen",
   "pollInterval",
   "vacuum",
+  "onError",
 ] as const;
 
 /**
@@ -179,7 +116,8 @@ export class PQ {
    * `apples` with the pickle codec) unless `options.codec` is given.
    *
    * @param name The queue's name, optionally with a codec suffix.
-   * @param options `codec` picks the codec and takes `name` as it is.
+   * @param options `codec` picks the codec and takes `name` as it is;
+   * `schema` (a Standard Schema) checks the data of `put()` and `get()`.
    * @returns The queue.
    * @throws {TypeError} If the name is empty or not a string, has a NUL
    * character or a lone surrogate, or the codec is unknown.
@@ -207,11 +145,31 @@ export class PQ {
    * await sql.end();
    * ```
    */
-  queue<T = unknown>(name: string, options?: QueueOptions): Queue<T> {
+  queue<S extends Schema>(
+    name: string,
+    options: QueueOptions & { schema: S },
+  ): Queue<SchemaOutput<S>, SchemaInput<S>>;
+  /**
+   * A queue whose data has the type `T`, unchecked (see the first form).
+   *
+   * @param name The queue's name, optionally with a codec suffix.
+   * @param options `codec` picks the codec and takes `name` as it is.
+   * @returns The queue.
+   *
+   * @example
+   * ```ts ignore
+   * const apples = pq.queue<{ kind: string }>("apples");
+   * ```
+   */
+  queue<T = unknown>(name: string, options?: QueueOptions): Queue<T>;
+  queue(name: string, options?: QueueOptions): Queue<unknown> {
     const core = this.#core;
     let codecName: string | undefined;
+    let schema: Schema | undefined;
     try {
-      codecName = checkOptions(options, ["codec"]).codec;
+      const o = checkOptions(options, ["codec", "schema"]);
+      codecName = o.codec;
+      schema = checkSchema(o.schema);
     } catch (error) {
       withAction("open queue", error);
     }
@@ -238,13 +196,17 @@ export class PQ {
       }
       codec = found;
     }
-    return new Queue<T>(core, queueName, codec);
+    return new Queue(core, queueName, codec, schema ?? null);
   }
 
   /**
    * Stops listening and polling and ends the PQ's own connection. Waiting
    * gets end as timed out. The caller's client stays open: end it with
    * `sql.end()`.
+   *
+   * Running workers stop as if their `signal` aborted: they take no new
+   * jobs, give running handlers their grace period, and their `work()`
+   * resolves with its counts before `close()` does.
    *
    * @returns Once everything of pq is stopped.
    *
@@ -263,9 +225,13 @@ export class PQ {
    * ```
    */
   async close(): Promise<void> {
-    this.#core.closed = true;
-    await this.#core.listener.close();
-    await this.#core.vacuum.close();
+    const core = this.#core;
+    core.closed = true;
+    const workers = [...core.workers];
+    for (const worker of workers) worker.stop();
+    await core.listener.close();
+    await Promise.allSettled(workers.map((worker) => worker.done));
+    await core.vacuum.close();
   }
 
   /**
@@ -352,6 +318,8 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
         `'pollInterval' must be at least 10 milliseconds: received ${pollIntervalMs}`,
       );
     }
+    const report = createReport(checkFunction(o.onError, "onError"));
+    const tasks = new Map<string, TaskRegistry>();
     const core: PQCore = {
       sql,
       names,
@@ -359,9 +327,23 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
       defaultCodec: { encode, decode },
       codecs,
       timeoutMs: parseDuration(o.timeout ?? "1s", "timeout"),
-      listener: new Listener({ sql, names, listen, pollIntervalMs }),
-      vacuum: new Vacuum(sql, names, checkBoolean(o.vacuum, "vacuum") ?? true),
-      tasks: new Map(),
+      listener: new Listener({
+        sql,
+        names,
+        listen,
+        pollIntervalMs,
+        report,
+        tasksOf: (queue) => [...(tasks.get(queue)?.keys() ?? [])],
+      }),
+      vacuum: new Vacuum(
+        sql,
+        names,
+        checkBoolean(o.vacuum, "vacuum") ?? true,
+        report,
+      ),
+      tasks,
+      workers: new Set(),
+      report,
       closed: false,
     };
     return new PQ(core, schema);

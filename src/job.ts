@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { Binding } from "./binding.ts";
 import type { Codec } from "./codecs.ts";
 import type { TableNames } from "./schema.ts";
 import { saveJobData } from "./sql/manage_jobs.ts";
@@ -14,6 +15,8 @@ import type { Executor } from "./types.ts";
 export interface JobOrigin {
   /** The client or transaction that took the job. */
   db: Executor;
+  /** The caller's transaction, when the job was taken in one. */
+  binding: Binding | null;
   /** The table's names. */
   names: TableNames;
   /** The queue's codec. */
@@ -51,10 +54,6 @@ export class Job<T = unknown> {
   readonly id: string;
   /** The name of the job's queue. */
   readonly queue: string;
-  /** The decoded data. */
-  data: T;
-  /** The length of the stored (encoded) data, in characters. */
-  size: number;
   /** When the job was put. */
   readonly enqueuedAt: Date;
   /** When the job was scheduled to become ready, if it was. */
@@ -63,23 +62,36 @@ export class Job<T = unknown> {
   readonly expectedAt: Date | null;
   readonly #origin: JobOrigin;
   readonly #row: TakenRow;
+  #data: T;
+  #size: number;
 
   /**
    * Jobs are made by pq from the rows it takes; there is no need to call this.
    *
    * @param origin Where the job was taken.
    * @param row The taken row.
+   * @param data The row's data, decoded.
    */
-  constructor(origin: JobOrigin, row: TakenRow) {
+  constructor(origin: JobOrigin, row: TakenRow, data: T) {
     this.#origin = origin;
     this.#row = row;
     this.id = row.id;
     this.queue = origin.queue;
-    this.data = origin.codec.decode(row.data) as T;
-    this.size = row.data.length;
+    this.#data = data;
+    this.#size = row.data.length;
     this.enqueuedAt = row.enqueuedAt;
     this.scheduleAt = row.scheduleAt;
     this.expectedAt = row.expectedAt;
+  }
+
+  /** The decoded data; `update()` changes it. */
+  get data(): T {
+    return this.#data;
+  }
+
+  /** The length of the stored (encoded) data, in characters. */
+  get size(): number {
+    return this.#size;
   }
 
   /**
@@ -113,15 +125,16 @@ export class Job<T = unknown> {
    * ```
    */
   async update(data: T): Promise<void> {
-    const { db, names, codec } = this.#origin;
+    const { db, names, codec, binding } = this.#origin;
     const text = codec.encode(data);
+    await binding?.check("update job");
     await saveJobData(db, names, {
       ...this.#row,
       queue: this.queue,
       data: text,
     });
-    this.data = data;
-    this.size = text.length;
+    this.#data = data;
+    this.#size = text.length;
   }
 
   /**

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { PQError } from "./errors.ts";
 import type { TransactionSql } from "./types.ts";
 
 /** A transaction handle that can be closed. */
@@ -30,16 +31,17 @@ export function guardTransaction(
   let open = true;
   const check = () => {
     if (!open) {
-      throw new Error(
+      throw new PQError(
+        "TRANSACTION_ENDED",
         `The transaction of ${describeJob} has ended: a handler can use job.tx only until it returns`,
       );
     }
     if (isDead()) {
       // Writing on a closed connection crashes postgres.js 3.4.9; see
       // safe_transaction.ts. The server rolled the transaction back.
-      throw Object.assign(
-        new Error(`The connection of ${describeJob}'s transaction closed`),
-        { code: "CONNECTION_CLOSED" },
+      throw new PQError(
+        "CONNECTION_LOST",
+        `The connection of ${describeJob}'s transaction closed`,
       );
     }
   };

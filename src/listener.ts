@@ -1,146 +1,48 @@
 /**
  * Wakes getters and workers that wait for jobs.
  *
- * Each PQ has one listener with one control connection of its own (a
- * one-connection `postgres` client built from the caller's options). It
- * LISTENs on the table's channel, registers the queues that have waiters in
- * `pq_waiting` (so puts notify only when somebody waits), and runs the
+ * Each PQ has one listener with one connection of its own (see
+ * `own_client.ts`). It LISTENs on the table's channel, registers the queues
+ * that have waiters in `pq_waiting` (so puts notify only when somebody waits)
+ * and renews those registrations on a timer of their own, and runs the
  * safety-net poll. It is separate from the caller's pool so that a getter
  * inside a transaction on a one-connection pool still gets woken, and so that
  * a dead LISTEN connection is noticed (`onclose`) and replaced.
  *
- * Waiters are grouped in lanes: the plain jobs (for `get()`) or the task jobs
- * (for `work()`) of one queue. A notification says how many jobs of each lane
- * a statement made ready, and wakes that many waiters, not all of them.
+ * The same connection promotes scheduled jobs that came due when the taker
+ * is inside a transaction (see `take.ts`): a promotion made there would stay
+ * locked by that transaction, hiding the job from everyone until it ended.
  *
  * @module
  */
 
-import postgres from "postgres";
+import { PQError } from "./errors.ts";
+import { openOwnClient } from "./own_client.ts";
+import { backgroundError, type Report } from "./report.ts";
 import type { TableNames } from "./schema.ts";
-import type { Sql } from "./types.ts";
 import { countReady, registerWaiting, tableOid } from "./sql/listen.ts";
-
-/** The kind of jobs a waiter takes: plain jobs or task jobs. */
-export type LaneKind = "plain" | "task";
+import type { Sql } from "./types.ts";
+import { Lane, type LaneKind, Waiter } from "./waiters.ts";
+import { MAX_TIMER_MS } from "./delay.ts";
 
 /** How long a registration in `pq_waiting` lives unless renewed. */
-const REGISTRATION_TTL_MS = 10_000;
-/** Close the control connection after this long without waiters. */
+const REGISTRATION_TTL_MS = 30_000;
+/** Renew registrations this often while anybody waits: a third of their life. */
+const RENEW_EVERY_MS = REGISTRATION_TTL_MS / 3;
+/** Close the own connection after this long unused. */
 const IDLE_CLOSE_MS = 10_000;
-/** Longest pause between attempts to reconnect the control connection. */
+/** Longest pause between attempts to reconnect the own connection. */
 const MAX_RECONNECT_DELAY_MS = 5_000;
 /**
  * A connect attempt may take the driver's `connect_timeout` (30 s unless
- * set) plus this long for its statements before the control client is
- * given up and replaced: see `#connect()`.
+ * set) plus this long for its statements before its client is given up and
+ * replaced: see `#connect()`.
  */
 const CONNECT_STATEMENTS_MS = 5_000;
-/**
- * The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): runtimes
- * fire a longer `setTimeout` after 1 ms instead, which made getters poll in a
- * busy loop while a job was scheduled further ahead (tests/bad_input_test.ts).
- * Longer waits end early and look again.
- */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** One getter (or idle worker slot) waiting for a job. */
-export class Waiter {
-  /** Set by a wake that this waiter has not acted on yet. */
-  woken = false;
-  #resolve: ((woken: boolean) => void) | null = null;
-
-  constructor(readonly lane: Lane) {}
-
-  /** Marks the waiter woken and ends its current wait. */
-  wake(): void {
-    this.woken = true;
-    this.#resolve?.(true);
-  }
-
-  /** Ends the current wait as if it timed out (the PQ is closing). */
-  cancel(): void {
-    this.#resolve?.(false);
-  }
-
-  /**
-   * Waits until woken (true), `ms` pass (false) or `signal` aborts (rejects
-   * with its reason). Returns at once if a wake came in meanwhile.
-   */
-  wait(ms: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.woken) return Promise.resolve(true);
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<boolean>((resolve, reject) => {
-      const done = (result: boolean | { reason: unknown }) => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        this.#resolve = null;
-        if (typeof result === "boolean") resolve(result);
-        else reject(result.reason);
-      };
-      const onAbort = () => done({ reason: signal!.reason });
-      const timer = setTimeout(
-        () => done(false),
-        Math.min(Math.max(0, ms), MAX_TIMER_MS),
-      );
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#resolve = done;
-    });
-  }
-}
-
-/** The waiters for one kind of job of one queue. */
-export class Lane {
-  /** Waiters in arrival order: wakes go to the longest waiting first. */
-  readonly waiters: Set<Waiter> = new Set();
-  #dueAt = Infinity;
-  #dueTimer: ReturnType<typeof setTimeout> | undefined;
-
-  constructor(readonly queue: string, readonly kind: LaneKind) {}
-
-  /** Wakes up to `n` waiters that are not already woken. */
-  wake(n: number): void {
-    for (const waiter of this.waiters) {
-      if (n <= 0) return;
-      if (!waiter.woken) {
-        waiter.wake();
-        n--;
-      }
-    }
-  }
-
-  /** Wakes every waiter. */
-  wakeAll(): void {
-    this.wake(Infinity);
-  }
-
-  /**
-   * Remembers when the earliest scheduled job of the queue comes due, and
-   * wakes one waiter then (one timer per lane, not one per getter).
-   */
-  noteDue(dueInMs: number | null): void {
-    if (dueInMs === null) return;
-    const at = performance.now() + Math.max(0, dueInMs);
-    if (at >= this.#dueAt) return;
-    this.#dueAt = at;
-    clearTimeout(this.#dueTimer);
-    this.#dueTimer = setTimeout(() => {
-      this.#dueAt = Infinity;
-      this.wake(1);
-    }, Math.min(Math.max(0, dueInMs) + 1, MAX_TIMER_MS));
-  }
-
-  /** Stops the due timer (the lane has no waiters left). */
-  stop(): void {
-    clearTimeout(this.#dueTimer);
-    this.#dueTimer = undefined;
-    this.#dueAt = Infinity;
-  }
-}
 
 /** Settings of a {@linkcode Listener}. */
 export interface ListenerOptions {
-  /** The caller's client: its options build the control connection. */
+  /** The caller's client: its options build the own connection. */
   sql: Sql;
   /** The table whose jobs are waited for. */
   names: TableNames;
@@ -148,6 +50,10 @@ export interface ListenerOptions {
   listen: boolean;
   /** The safety-net poll's interval in milliseconds. */
   pollIntervalMs: number;
+  /** The task names a queue's workers take (the poll counts only those). */
+  tasksOf: (queue: string) => readonly string[];
+  /** Where background failures go. */
+  report: Report;
 }
 
 /** Wakes a PQ's waiters on notifications, polls and reconnects. */
@@ -161,37 +67,57 @@ export class Listener {
   generation = 0;
   readonly #lanes = new Map<string, Lane>();
   #waiting = 0;
-  #control: Sql | null = null;
+  #client: Sql | null = null;
   #relid: number | null = null;
   #up = false;
   #connecting: Promise<void> | null = null;
   #reconnectDelay = 100;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
+  #renewTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Queue name -> when (performance.now()) its registration expires. */
-  readonly #registered = new Map<string, number>();
+  #lastUse = 0;
+  /** Queue names registered in `pq_waiting` (while the connection is up). */
+  readonly #registered = new Set<string>();
   #closed = false;
 
+  /** @param options The client, table, mode and poll interval. */
   constructor(options: ListenerOptions) {
     this.#options = options;
   }
 
-  /** Adds a waiter to a lane; starts listening and polling as needed. */
+  /** True while LISTEN is active, so notifications will wake waiters. */
+  get listening(): boolean {
+    return this.#options.listen && this.#up;
+  }
+
+  /**
+   * Adds a waiter to a lane; starts listening and polling as needed. After
+   * `close()`, the waiter is cancelled: its waits return false at once.
+   */
   enter(queue: string, kind: LaneKind): Waiter {
-    if (this.#closed) throw new Error("This PQ is closed");
     const key = `${kind}:${queue}`;
     let lane = this.#lanes.get(key);
-    if (!lane) this.#lanes.set(key, lane = new Lane(queue, kind));
+    if (!lane) lane = new Lane(queue, kind);
     const waiter = new Waiter(lane);
+    if (this.#closed) {
+      waiter.cancel();
+      return waiter;
+    }
+    this.#lanes.set(key, lane);
     lane.waiters.add(waiter);
     this.#waiting++;
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
     this.#schedulePoll();
-    if (this.#up) this.#renew([queue]);
-    else this.#connect();
+    this.#scheduleRenew();
+    if (this.#up) {
+      if (!this.#registered.has(queue)) this.#register([queue]);
+    } else this.#connect();
     return waiter;
+  }
+
+  /** Wakes up to `n` waiters of a lane of this process. */
+  wake(queue: string, kind: LaneKind, n: number): void {
+    if (n > 0) this.#lanes.get(`${kind}:${queue}`)?.wake(n);
   }
 
   /** Removes a waiter; hands an unused wake on to the next waiter. */
@@ -207,15 +133,29 @@ export class Listener {
     if (this.#waiting === 0) {
       clearTimeout(this.#pollTimer);
       this.#pollTimer = undefined;
-      // Not after close(): a getter that close() cancelled leaves later,
-      // and that timer kept a short-lived process alive for 10 s.
-      if (!this.#closed) {
-        this.#idleTimer ??= setTimeout(() => this.#idle(), IDLE_CLOSE_MS);
-      }
+      clearTimeout(this.#renewTimer);
+      this.#renewTimer = undefined;
+      this.#armIdle();
     }
   }
 
-  /** Stops listening and polling; ends the control connection. */
+  /**
+   * The own connection, for statements that must commit at once whatever
+   * transaction the caller is in. Opened on first use; closed after a while
+   * unused.
+   *
+   * @throws {PQError} `CLOSED` after `close()`.
+   */
+  client(): Sql {
+    if (this.#closed) {
+      throw new PQError("CLOSED", "Cannot use the PQ: it is closed");
+    }
+    this.#lastUse = performance.now();
+    this.#armIdle();
+    return this.#client ??= this.#open();
+  }
+
+  /** Stops listening and polling; ends the own connection. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -224,69 +164,63 @@ export class Listener {
       for (const waiter of lane.waiters) waiter.cancel();
     }
     clearTimeout(this.#pollTimer);
+    clearTimeout(this.#renewTimer);
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#reconnectTimer);
+    await this.#connecting;
     await this.#disconnect();
   }
 
-  /**
-   * Opens the control connection, LISTENs and registers, then wakes all.
-   *
-   * With several hosts in its URL, postgres.js 3.4.9 swallows the error of
-   * a new connection that dies while its first statement runs, and that
-   * statement never settles (porsager/postgres#1174): a primary that died
-   * as the listener connected left it waiting forever, and its getters
-   * asleep until their timeout (tests/fault/failover_test.ts). So an
-   * attempt that has not finished by its deadline ends its client, which
-   * rejects the lost statement, and the next attempt makes a new one.
-   */
+  #open(): Sql {
+    const client = openOwnClient(this.#options.sql, {
+      name: "pq listener",
+      onnotify: (_channel, payload) => this.#onNotify(payload),
+      onclose: () => client === this.#client && this.#onClose(),
+    });
+    return client;
+  }
+
+  /** Connects the own connection, LISTENs and registers, then wakes all. */
   #connect(): void {
     if (this.#connecting || this.#closed) return;
+    // With several hosts in its URL, postgres.js 3.4.9 swallows the error of
+    // a new connection that dies while its first statement runs, and that
+    // statement never settles (porsager/postgres#1174): a primary killed as
+    // the listener connected left it waiting forever, its getters asleep
+    // until their timeout and close() stuck (tests/fault/failover_test.ts).
+    // So an attempt not done by its deadline ends its client, which rejects
+    // the lost statement, and the next attempt opens a new one.
     let attempt: Sql | null = null;
     const seconds = Number(this.#options.sql.options.connect_timeout) || 30;
     const deadline = setTimeout(() => {
-      if (attempt === null || attempt !== this.#control) return;
-      this.#control = null;
+      if (attempt === null || attempt !== this.#client) return;
+      this.#client = null;
       this.#up = false;
       attempt.end({ timeout: 0 }).catch(() => {});
     }, seconds * 1000 + CONNECT_STATEMENTS_MS);
     this.#connecting = (async () => {
       try {
-        const { sql, names, listen } = this.#options;
-        if (!this.#control) {
-          const control: Sql = postgres({
-            ...sql.options,
-            max: 1,
-            idle_timeout: null,
-            max_lifetime: null,
-            fetch_types: false,
-            connection: {
-              ...sql.options.connection,
-              application_name: "pq listener",
-            },
-            onnotify: (_channel: string, payload: string) =>
-              this.#onNotify(payload),
-            onclose: () => control === this.#control && this.#onClose(),
-          } as unknown as postgres.Options<Record<string, never>>);
-          this.#control = control;
-        }
-        attempt = this.#control;
-        this.#relid ??= await tableOid(this.#control, names);
+        const { names, listen } = this.#options;
+        const client = attempt = this.#client ??= this.#open();
+        this.#relid ??= await tableOid(client, names);
         if (this.#relid === null) {
           throw new Error(`${names.qualified} does not exist`);
         }
-        if (listen) await this.#control.unsafe(`listen pq_${this.#relid}`);
+        if (listen) await client.unsafe(`listen pq_${this.#relid}`);
         this.#up = true;
         this.#reconnectDelay = 100;
         this.#registered.clear();
-        await this.#renew([
-          ...new Set([...this.#lanes.values()].map((l) => l.queue)),
-        ]);
+        await this.#register(this.#queues());
         // Anything put while we were not listening was not announced.
         this.generation++;
         for (const lane of this.#lanes.values()) lane.wakeAll();
-      } catch {
+      } catch (error) {
         this.#up = false;
+        if (!this.#closed) {
+          this.#options.report(
+            backgroundError("The listener's connection", error),
+          );
+        }
         this.#retryConnect();
       } finally {
         clearTimeout(deadline);
@@ -322,38 +256,64 @@ export class Listener {
     const queue = payload.slice(c + 1);
     const plain = this.#lanes.get(`plain:${queue}`);
     const task = this.#lanes.get(`task:${queue}`);
+    // A scheduled job wakes one waiter, which notes when it comes due.
     const scheduled = Number(payload.slice(b + 1, c)) > 0 ? 1 : 0;
     plain?.wake(Number(payload.slice(0, a)) + scheduled);
     task?.wake(Number(payload.slice(a + 1, b)) + scheduled);
   }
 
-  /** Registers (or renews) queues whose registration is missing or aging. */
-  async #renew(queues: string[]): Promise<void> {
-    if (!this.#options.listen || !this.#up || this.#relid === null) return;
-    const now = performance.now();
-    const due = queues.filter((q) =>
-      (this.#registered.get(q) ?? 0) - now < REGISTRATION_TTL_MS / 2
-    );
-    if (due.length === 0) return;
-    for (const q of due) this.#registered.set(q, now + REGISTRATION_TTL_MS);
+  /** The queues that have waiters. */
+  #queues(): string[] {
+    return [...new Set([...this.#lanes.values()].map((l) => l.queue))];
+  }
+
+  /**
+   * Registers (or renews) queues in `pq_waiting`. A put that committed before
+   * the registration did not notify, so one waiter of each lane looks again.
+   */
+  async #register(queues: string[]): Promise<void> {
+    const client = this.#client;
+    if (
+      !this.#options.listen || !this.#up || this.#relid === null || !client ||
+      queues.length === 0
+    ) return;
+    const fresh = queues.filter((q) => !this.#registered.has(q));
+    for (const q of queues) this.#registered.add(q);
     try {
       await registerWaiting(
-        this.#control!,
+        client,
         this.#options.names,
         this.#relid,
-        due,
+        queues,
         this.#id,
         REGISTRATION_TTL_MS,
       );
-      // A put that committed before the registration did not notify:
-      // let one waiter of each lane look again.
+      if (fresh.length === 0) return;
       this.generation++;
       for (const lane of this.#lanes.values()) {
-        if (due.includes(lane.queue)) lane.wake(1);
+        if (fresh.includes(lane.queue)) lane.wake(1);
       }
-    } catch {
-      for (const q of due) this.#registered.delete(q);
+    } catch (error) {
+      for (const q of fresh) this.#registered.delete(q);
+      this.#options.report(
+        backgroundError("Registering waiting queues", error),
+      );
     }
+  }
+
+  /**
+   * Renews every registration a third of its life before it ends, on a
+   * timer of its own: renewing only on the poll let registrations expire
+   * when `pollInterval` was longer than their life, and LISTEN wake-ups
+   * stopped (tests/wakeups_test.ts).
+   */
+  #scheduleRenew(): void {
+    if (this.#renewTimer || this.#closed || !this.#options.listen) return;
+    this.#renewTimer = setTimeout(async () => {
+      if (this.#up) await this.#register(this.#queues());
+      this.#renewTimer = undefined;
+      if (this.#waiting > 0) this.#scheduleRenew();
+    }, RENEW_EVERY_MS);
   }
 
   #schedulePoll(): void {
@@ -371,44 +331,52 @@ export class Listener {
     const lanes = [...this.#lanes.values()];
     try {
       if (lanes.length === 0) return;
-      const db = this.#up && this.#control ? this.#control : this.#options.sql;
+      const db = this.#up && this.#client ? this.#client : this.#options.sql;
       const counts = await countReady(
         db,
         this.#options.names,
         lanes.map((l) => ({
           queue: l.queue,
-          task: l.kind === "task",
+          tasks: l.kind === "task" ? this.#options.tasksOf(l.queue) : null,
           cap: l.waiters.size,
         })),
       );
       lanes.forEach((lane, i) => lane.wake(counts[i]));
-      if (this.#up) await this.#renew(lanes.map((l) => l.queue));
-      else this.#retryConnect();
-    } catch {
+      if (!this.#up) this.#retryConnect();
+    } catch (error) {
       // The next tick tries again; getters still end at their timeout.
+      if (!this.#closed) {
+        this.#options.report(backgroundError("The safety-net poll", error));
+      }
     } finally {
       this.#pollTimer = undefined;
       if (this.#waiting > 0) this.#schedulePoll();
     }
   }
 
-  /** Nobody waited for a while: unregister and close the connection. */
-  async #idle(): Promise<void> {
-    this.#idleTimer = undefined;
-    if (this.#waiting === 0) await this.#disconnect();
+  /** Closes the own connection once nobody waited or used it for a while. */
+  #armIdle(): void {
+    if (this.#closed || this.#idleTimer || this.#waiting > 0) return;
+    this.#idleTimer = setTimeout(async () => {
+      this.#idleTimer = undefined;
+      if (this.#waiting > 0) return;
+      const unused = performance.now() - this.#lastUse;
+      if (unused < IDLE_CLOSE_MS) return this.#armIdle();
+      await this.#disconnect();
+    }, IDLE_CLOSE_MS);
   }
 
   async #disconnect(): Promise<void> {
-    const control = this.#control;
-    const queues = [...this.#registered.keys()];
-    this.#control = null;
+    const client = this.#client;
+    const queues = [...this.#registered];
+    this.#client = null;
     this.#up = false;
     this.#registered.clear();
-    if (!control) return;
+    if (!client) return;
     try {
       if (queues.length && this.#relid !== null) {
         await registerWaiting(
-          control,
+          client,
           this.#options.names,
           this.#relid,
           queues,
@@ -419,6 +387,6 @@ export class Listener {
     } catch {
       // Registrations expire by themselves.
     }
-    await control.end({ timeout: 1 });
+    await client.end({ timeout: 1 });
   }
 }

@@ -8,8 +8,8 @@
 import type { Codec } from "./codecs.ts";
 import { describe } from "./describe.ts";
 import { resolveTime, type TimeInput } from "./duration.ts";
-import { checkOptions } from "./options.ts";
-import type { PutOptions } from "./queue_options.ts";
+import { checkOptions } from "./check_options.ts";
+import type { PutOptions } from "./options.ts";
 import type { NewJob, When } from "./sql/insert_jobs.ts";
 
 /**

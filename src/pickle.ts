@@ -1,7 +1,7 @@
 /**
  * `richCodec`, the codec of queues whose names end in "/pickle": JSON text in
- * which values JSON cannot hold are tagged objects (the table is in
- * `codecs.ts`), so they come back equal.
+ * which values JSON cannot hold are tagged objects (the table, and what
+ * becomes of class instances, are in `codecs.ts`), so they come back equal.
  *
  * @module
  */
@@ -83,13 +83,19 @@ class Pickler {
   readonly path: Segment[] = [];
   readonly seen = new Set<object>();
 
-  fail(what: string): never {
+  fail(what: string, hint = ""): never {
     throw new TypeError(
-      `Cannot encode job data ${PICKLE}: ${what} at ${formatPath(this.path)}`,
+      `Cannot encode job data ${PICKLE}: ${what} at ${
+        formatPath(this.path)
+      }${hint}`,
     );
   }
 
-  value(value: unknown): unknown {
+  /**
+   * @param replaced Whether `value` is what a `toJSON` returned, whose own
+   * `toJSON` is not called again (as in JSON.stringify).
+   */
+  value(value: unknown, replaced = false): unknown {
     switch (typeof value) {
       case "string":
       case "boolean":
@@ -109,7 +115,7 @@ class Pickler {
         if (this.seen.has(value)) this.fail("a circular reference");
         this.seen.add(value);
         try {
-          return this.object(value);
+          return this.object(value, replaced);
         } finally {
           this.seen.delete(value);
         }
@@ -118,10 +124,35 @@ class Pickler {
     }
   }
 
-  object(value: object): unknown {
-    if (Array.isArray(value)) return this.array(value);
+  object(value: object, replaced: boolean): unknown {
     const proto: unknown = Object.getPrototypeOf(value);
-    if (proto === Object.prototype || proto === null) return this.record(value);
+    const plain = proto === Object.prototype || proto === null ||
+      Array.isArray(value);
+    if (!plain) {
+      // Before toJSON: Date has one, and so has Node's Buffer (a Uint8Array).
+      const tagged = this.builtIn(value);
+      if (tagged !== undefined) return tagged;
+    }
+    const toJSON = (value as { toJSON?: unknown }).toJSON;
+    if (!replaced && typeof toJSON === "function") {
+      return this.value(toJSON.call(value, this.key()), true);
+    }
+    if (Array.isArray(value)) return this.array(value);
+    if (plain) return this.record(value);
+    const ctor = (proto as { constructor?: unknown }).constructor;
+    const what = typeof ctor !== "function" || ctor.prototype !== proto
+      ? "an object with a custom prototype"
+      : ctor.name === ""
+      ? "an instance of an anonymous class"
+      : `an instance of ${ctor.name}`;
+    return this.fail(
+      what,
+      " (give the class a toJSON method, or put a plain object)",
+    );
+  }
+
+  /** The tagged form of a value of a built-in kind this codec keeps, if it is one. */
+  builtIn(value: object): unknown {
     if (value instanceof Date) {
       const time = value.getTime();
       return {
@@ -143,7 +174,13 @@ class Pickler {
     if (value instanceof RegExp) {
       return { $pq: "RegExp", v: [value.source, value.flags] };
     }
-    return this.record(value);
+    return undefined;
+  }
+
+  /** The key JSON.stringify would pass to `toJSON`: the property name or index, else "". */
+  key(): string {
+    const last = this.path.at(-1);
+    return typeof last === "object" || last === undefined ? "" : String(last);
   }
 
   array(array: readonly unknown[]): unknown[] {
@@ -401,12 +438,15 @@ class Unpickler {
  * this module), so that these come back as they went in, nested anywhere:
  * Date (also invalid), BigInt, Map (any keys), Set, ArrayBuffer, DataView,
  * every typed array, RegExp, `undefined` (array holes come back as
- * `undefined`), NaN, ±Infinity and -0. Class instances are written as plain
- * objects of their own enumerable properties.
+ * `undefined`), NaN, ±Infinity and -0. An object with a `toJSON` method (a
+ * URL, a Temporal value) is stored as what `toJSON` returns, as in JSON, and
+ * comes back as that.
  *
  * Encoding throws a TypeError naming the value and its path for functions,
- * symbols, cycles and lone surrogates; decoding throws a TypeError for a
- * malformed tag and a SyntaxError for text that is not JSON.
+ * symbols, cycles, lone surrogates, and instances of other classes without
+ * `toJSON` (Errors included), which could not come back as they went in;
+ * decoding throws a TypeError for a malformed tag and a SyntaxError for text
+ * that is not JSON.
  *
  * @example Round-tripping values JSON loses
  * ```ts
@@ -423,6 +463,17 @@ class Unpickler {
  * const text = richCodec.encode(data);
  * assert.ok(text.includes('{"$pq":"Date","v":"2020-01-01T00:00:00.000Z"}'));
  * assert.deepEqual(richCodec.decode(text), data);
+ *
+ * // toJSON is honoured; other class instances are refused
+ * assert.equal(richCodec.encode(new URL("https://example.com/")), '"https://example.com/"');
+ * class Point {
+ *   constructor(public x: number, public y: number) {}
+ * }
+ * assert.throws(() => richCodec.encode({ p: new Point(1, 2) }), {
+ *   name: "TypeError",
+ *   message: 'Cannot encode job data with the "pickle" codec: an instance of Point at data.p' +
+ *     " (give the class a toJSON method, or put a plain object)",
+ * });
  * ```
  */
 export const richCodec: Codec = {

@@ -8,13 +8,17 @@
  * @module
  */
 
+import { Binding } from "./binding.ts";
 import type { Codec } from "./codecs.ts";
 import type { PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
+import { assertOpen } from "./errors.ts";
 import { Job } from "./job.ts";
+import { failedJobOf, readOrPark } from "./job_data.ts";
+import { checkName } from "./names.ts";
 import { encodeJobs, PUT_OPTIONS, readTimes, withAction } from "./new_jobs.ts";
-import { checkBoolean, checkOptions, checkSignal } from "./options.ts";
+import { checkBoolean, checkOptions, checkSignal } from "./check_options.ts";
 import type {
   FailedJob,
   FailedOptions,
@@ -22,32 +26,41 @@ import type {
   IterateOptions,
   JobInput,
   PutOptions,
-} from "./queue_options.ts";
+  SizeOptions,
+  TaskOptions,
+} from "./options.ts";
 import { insertJob, insertJobs, type NewJob } from "./sql/insert_jobs.ts";
-import { countJobs, deleteJobs } from "./sql/manage_jobs.ts";
-import { takeWaiting } from "./take.ts";
-import { listFailedJobs, retryFailedJob } from "./sql/manage_jobs.ts";
 import {
-  registerTask,
-  type Task,
-  type TaskHandler,
-  type TaskOptions,
-  taskRegistry,
-} from "./tasks.ts";
+  countJobs,
+  deleteJobs,
+  listFailedJobs,
+  retryFailedJob,
+} from "./sql/manage_jobs.ts";
+import { takeWaiting } from "./take.ts";
+import { registerTask, type Task, type TaskHandler } from "./tasks.ts";
 import type { Executor, TransactionSql } from "./types.ts";
+import {
+  type Schema,
+  type SchemaInput,
+  type SchemaOutput,
+  validateInput,
+} from "./validation.ts";
 import { Worker } from "./worker.ts";
 import type { WorkOptions, WorkStats } from "./work_options.ts";
 
 /** The largest job id: ids are PostgreSQL `bigint`s. */
 const MAX_JOB_ID = 2n ** 63n - 1n;
 const GET_OPTIONS = ["block", "timeout", "signal"] as const;
+const SIZE_OPTIONS = ["task"] as const;
 const ITERATE_OPTIONS = ["timeout", "signal"] as const;
 
 /**
  * A named queue of one PQ's table. Get one with `pq.queue(name)`; a queue
  * bound to a transaction with `queue.with(tx)`.
  *
- * @typeParam T The type of the jobs' data.
+ * @typeParam T The type of the jobs' data, as `get()` returns it.
+ * @typeParam I The type `put()` takes: the same, unless a schema transforms
+ * its input.
  *
  * @example Put and get
  * ```ts
@@ -66,17 +79,18 @@ const ITERATE_OPTIONS = ["timeout", "signal"] as const;
  * await sql.end();
  * ```
  */
-export class Queue<T = unknown> {
+export class Queue<T = unknown, I = T> {
   /** The queue's name (without a codec suffix). */
   readonly name: string;
   /** The codec that encodes this queue's data. */
   readonly codec: Codec;
-  /** @internal */
-  readonly core: PQCore;
-  /** @internal The client, or the transaction this queue is bound to. */
-  readonly db: Executor;
-  /** @internal True when bound to a transaction. */
-  readonly inTransaction: boolean;
+  readonly #core: PQCore;
+  /** The client, or the transaction this queue is bound to. */
+  readonly #db: Executor;
+  /** The caller's transaction, when bound to one. */
+  readonly #binding: Binding | null;
+  /** The schema of the jobs' data, if any. */
+  readonly #schema: Schema | null;
 
   /**
    * Queues are made by `pq.queue(name)` and `queue.with(tx)`.
@@ -84,14 +98,22 @@ export class Queue<T = unknown> {
    * @param core The PQ's shared state.
    * @param name The queue's name.
    * @param codec The codec of its data.
-   * @param db The client or transaction to run statements on.
+   * @param schema The schema of the jobs' data, if any.
+   * @param binding The transaction to run statements in, if any.
    */
-  constructor(core: PQCore, name: string, codec: Codec, db?: Executor) {
-    this.core = core;
+  constructor(
+    core: PQCore,
+    name: string,
+    codec: Codec,
+    schema: Schema | null,
+    binding?: Binding,
+  ) {
+    this.#core = core;
     this.name = name;
     this.codec = codec;
-    this.db = db ?? core.sql;
-    this.inTransaction = db !== undefined;
+    this.#schema = schema;
+    this.#binding = binding ?? null;
+    this.#db = binding?.tx ?? core.sql;
   }
 
   /**
@@ -102,8 +124,8 @@ export class Queue<T = unknown> {
    * @param options When the job becomes ready (`scheduleAt`) and its
    * priority (`expectedAt`).
    * @returns The new job's id.
-   * @throws {TypeError} If `data` cannot be encoded or an option is invalid;
-   * nothing is written then.
+   * @throws {TypeError} If `data` cannot be encoded, does not match the
+   * queue's schema, or an option is invalid; nothing is written then.
    * @throws {RangeError} If a time is out of range.
    *
    * @example Delayed and prioritized jobs
@@ -129,16 +151,23 @@ export class Queue<T = unknown> {
    * await sql.end();
    * ```
    */
-  async put(data: T, options?: PutOptions): Promise<string> {
+  async put(data: I, options?: PutOptions): Promise<string> {
+    if (this.#schema) await validateInput(this.#schema, data, "put job");
     const job = this.#newJob(data, options, "put job");
     this.#checkOpen("put job");
-    return await insertJob(
-      this.db,
-      this.core.statements.insertJob,
+    const binding = this.#binding;
+    const id = await insertJob(
+      this.#db,
+      binding
+        ? this.#core.statements.insertBound
+        : this.#core.statements.insert,
       this.name,
       null,
       job,
+      binding ?? undefined,
     );
+    binding?.confirm(id !== null, "put job");
+    return id!;
   }
 
   /**
@@ -175,19 +204,33 @@ export class Queue<T = unknown> {
    * ```
    */
   async putMany(
-    items: readonly JobInput<T>[],
+    items: readonly JobInput<I>[],
     options?: PutOptions,
   ): Promise<string[]> {
     const shared = readTimes(options, PUT_OPTIONS, "put jobs");
     const jobs = encodeJobs(this.codec, items, "data", shared, "put jobs");
+    const schema = this.#schema;
+    if (schema) {
+      await Promise.all(
+        items.map((item, i) =>
+          validateInput(schema, item.data, `put jobs (item ${i})`)
+        ),
+      );
+    }
     this.#checkOpen("put jobs");
-    return await insertJobs(
-      this.db,
-      this.core.statements.insertJobs,
+    const binding = this.#binding;
+    const ids = await insertJobs(
+      this.#db,
+      binding
+        ? this.#core.statements.insertBound
+        : this.#core.statements.insert,
       this.name,
       null,
       jobs,
+      binding ?? undefined,
     );
+    binding?.confirm(ids !== null, "put jobs");
+    return ids!;
   }
 
   /**
@@ -198,7 +241,13 @@ export class Queue<T = unknown> {
    *
    * @param options `block: false` never waits; `timeout` bounds the wait
    * (default: the PQ's, 1 s); `signal` stops it.
-   * @returns The job, or null if none became ready in time.
+   * A job whose data the codec cannot decode is not returned nor lost: it
+   * is kept as a failed job with its text and the decode error (see
+   * `failed()`), reported to the PQ's `onError`, and the get goes on to the
+   * next job.
+   *
+   * @returns The job, or null if none became ready in time (or the PQ was
+   * closed while waiting).
    * @throws The signal's reason when `signal` aborts while waiting (at once,
    * before any query, if it is already aborted).
    *
@@ -228,25 +277,29 @@ export class Queue<T = unknown> {
   async get(options?: GetOptions): Promise<Job<T> | null> {
     const wait = this.#waitOptions(options, GET_OPTIONS, "get job");
     this.#checkOpen("get job");
-    const [row] = await takeWaiting(
-      this.core,
-      this.db,
-      this.inTransaction,
-      this.name,
-      "plain",
-      1,
-      wait,
-    );
-    if (!row) return null;
-    return new Job<T>(
-      {
-        db: this.db,
-        names: this.core.names,
-        codec: this.codec,
-        queue: this.name,
-      },
-      row,
-    );
+    const deadline = performance.now() + (wait?.timeoutMs ?? 0);
+    const origin = {
+      db: this.#db,
+      binding: this.#binding,
+      names: this.#core.names,
+      codec: this.codec,
+      schema: this.#schema,
+      queue: this.name,
+    };
+    for (;;) {
+      const [row] = await takeWaiting(
+        this.#core,
+        this.#db,
+        this.#binding !== null,
+        this.name,
+        { kind: "plain", binding: this.#binding },
+        1,
+        wait && { ...wait, timeoutMs: deadline - performance.now() },
+      );
+      if (!row) return null;
+      const read = await readOrPark(this.#core, this.#db, origin, row);
+      if (read) return new Job<T>(origin, row, read.data as T);
+    }
   }
 
   /**
@@ -333,8 +386,12 @@ export class Queue<T = unknown> {
 
   /**
    * Counts the ready jobs: those that can be taken now, including scheduled
-   * jobs whose time came, excluding future and failed ones.
+   * jobs whose time came, excluding future and failed ones. A job taken by
+   * a transaction that has not committed yet still counts (the count cannot
+   * see another transaction's uncommitted work).
    *
+   * @param options `task`: count only the jobs of this task (for example
+   * those of a task that no running worker knows, which wait for one).
    * @returns The number of ready jobs.
    *
    * @example
@@ -356,13 +413,23 @@ export class Queue<T = unknown> {
    * await sql.end();
    * ```
    */
-  async size(): Promise<number> {
+  async size(options?: SizeOptions): Promise<number> {
+    let task: string | undefined;
+    try {
+      task = checkOptions(options, SIZE_OPTIONS).task;
+      if (task !== undefined) checkName(task, "'task'");
+    } catch (error) {
+      withAction("count jobs", error);
+    }
     this.#checkOpen("count jobs");
-    return await countJobs(this.db, this.core.names, this.name);
+    await this.#binding?.check("count jobs");
+    return await countJobs(this.#db, this.#core.names, this.name, task);
   }
 
   /**
-   * Removes every job of the queue: ready, scheduled, failed and done.
+   * Removes every job of the queue: ready, scheduled, failed and done. A job
+   * that an open transaction has taken is not removed (its transaction
+   * decides its fate), and `clear()` waits for such transactions to end.
    *
    * @returns How many jobs were removed.
    *
@@ -385,8 +452,9 @@ export class Queue<T = unknown> {
    */
   async clear(): Promise<number> {
     this.#checkOpen("clear queue");
-    const removed = await deleteJobs(this.db, this.core.names, this.name);
-    this.core.vacuum.noteTaken(removed);
+    await this.#binding?.check("clear queue");
+    const removed = await deleteJobs(this.#db, this.#core.names, this.name);
+    this.#core.vacuum.noteTaken(removed);
     return removed;
   }
 
@@ -423,7 +491,7 @@ export class Queue<T = unknown> {
    * await sql.end();
    * ```
    */
-  with(tx: TransactionSql): Queue<T> {
+  with(tx: TransactionSql): Queue<T, I> {
     if (typeof tx !== "function" || typeof tx.unsafe !== "function") {
       throw new TypeError(
         `Cannot bind queue: expected a transaction from sql.begin(): received ${
@@ -431,7 +499,13 @@ export class Queue<T = unknown> {
         }`,
       );
     }
-    return new Queue<T>(this.core, this.name, this.codec, tx);
+    return new Queue<T, I>(
+      this.#core,
+      this.name,
+      this.codec,
+      this.#schema,
+      new Binding(tx),
+    );
   }
 
   /**
@@ -473,7 +547,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async transaction<R>(
-    fn: (queue: Queue<T>, tx: TransactionSql) => Promise<R> | R,
+    fn: (queue: Queue<T, I>, tx: TransactionSql) => Promise<R> | R,
   ): Promise<R> {
     if (typeof fn !== "function") {
       throw new TypeError(
@@ -481,10 +555,28 @@ export class Queue<T = unknown> {
       );
     }
     this.#checkOpen("run transaction");
-    const run = (tx: TransactionSql) => fn(this.with(tx), tx);
-    const result = this.inTransaction
-      ? (this.db as TransactionSql).savepoint(run)
-      : this.core.sql.begin(run);
+    await this.#binding?.check("run transaction");
+    const run = async (tx: TransactionSql) => {
+      const binding = new Binding(tx);
+      try {
+        return await fn(
+          new Queue<T, I>(
+            this.#core,
+            this.name,
+            this.codec,
+            this.#schema,
+            binding,
+          ),
+          tx,
+        );
+      } finally {
+        // A queue kept past its transaction (or savepoint) must not be used.
+        binding.end();
+      }
+    };
+    const result = this.#binding
+      ? this.#binding.tx.savepoint(run)
+      : this.#core.sql.begin(run);
     return await result as R;
   }
 
@@ -493,14 +585,21 @@ export class Queue<T = unknown> {
    * function enqueues a job of the task and resolves with its id;
    * `queue.work()` runs the handler. Task names are unique per queue.
    *
+   * With a `schema` (any Standard Schema: Zod, Valibot, ArkType, ...), the
+   * options may come before the handler: `task(name, { schema }, handler)`.
+   * Calls then refuse arguments that do not match it, the handler gets its
+   * output, and types follow it.
+   *
    * @param name The task's name, stored with each of its jobs.
    * @param handler Does the work: gets the argument and the job (its id,
    * `attempt`, `signal` and `tx`, the job's transaction).
-   * @param options Default `scheduleAt` and `expectedAt` of its jobs, and
-   * the retry policy: `maxRetries` (default 0), `retryIn` (default `"30s"`),
-   * `backoff` (`"fixed"` or `"exponential"`).
-   * @returns The enqueuing function, typed by the handler's argument.
-   * @throws {Error} If the queue already has a task of that name.
+   * @param options Default `scheduleAt` and `expectedAt` of its jobs, the
+   * retry policy: `maxRetries` (default 0), `retryIn` (default `"30s"`),
+   * `backoff` (`"fixed"` or `"exponential"`), and its `schema`.
+   * @returns The enqueuing function, typed by the handler's argument (or the
+   * schema's input).
+   * @throws {PQError} `DUPLICATE_TASK` if the queue already has a task of
+   * that name.
    * @throws {TypeError} If the name, handler or an option is invalid.
    *
    * @example Register, enqueue, work
@@ -527,13 +626,61 @@ export class Queue<T = unknown> {
    * await sql.end();
    * ```
    */
+  task<S extends Schema>(
+    name: string,
+    options: TaskOptions & { schema: S },
+    handler: TaskHandler<SchemaOutput<S>>,
+  ): Task<SchemaInput<S>>;
+  /**
+   * Registers a task whose argument a schema checks, the options after the
+   * handler (see the first form).
+   *
+   * @param name The task's name.
+   * @param handler Does the work: gets the schema's output and the job.
+   * @param options The task's options, with its `schema`.
+   * @returns The enqueuing function, typed by the schema's input.
+   *
+   * @example
+   * ```ts ignore
+   * const send = queue.task("send", (args) => mail(args.to), { schema: Email });
+   * ```
+   */
+  task<S extends Schema>(
+    name: string,
+    handler: TaskHandler<SchemaOutput<S>>,
+    options: TaskOptions & { schema: S },
+  ): Task<SchemaInput<S>>;
+  /**
+   * Registers a task typed by its handler's argument (see the first form).
+   *
+   * @param name The task's name.
+   * @param handler Does the work: gets the argument and the job.
+   * @param options Default times and the retry policy.
+   * @returns The enqueuing function, typed by the handler's argument.
+   *
+   * @example
+   * ```ts ignore
+   * const eat = queue.task("eat", (args: { kind: string }) => {}, { maxRetries: 2 });
+   * ```
+   */
   task<A>(
     name: string,
     handler: TaskHandler<A>,
     options?: TaskOptions,
-  ): Task<A> {
-    return registerTask<A>(
-      this.core,
+  ): Task<A>;
+  task(
+    name: string,
+    first: TaskHandler<unknown> | TaskOptions,
+    second?: TaskOptions | TaskHandler<unknown>,
+  ): Task<unknown> {
+    // task(name, { schema }, handler): the options come first.
+    const optionsFirst = typeof first === "object" && first !== null &&
+      typeof second === "function";
+    const [handler, options] = optionsFirst
+      ? [second as TaskHandler<unknown>, first as TaskOptions]
+      : [first as TaskHandler<unknown>, second as TaskOptions | undefined];
+    return registerTask(
+      this.#core,
       this.name,
       this.codec,
       name,
@@ -575,7 +722,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async work(options?: WorkOptions): Promise<WorkStats> {
-    return await new Worker(this.core, this.name, options).run();
+    return await new Worker(this.#core, this.name, options).run();
   }
 
   /**
@@ -623,28 +770,14 @@ export class Queue<T = unknown> {
       withAction("list failed jobs", error);
     }
     this.#checkOpen("list failed jobs");
+    await this.#binding?.check("list failed jobs");
     const rows = await listFailedJobs(
-      this.db,
-      this.core.names,
+      this.#db,
+      this.#core.names,
       this.name,
       limit,
     );
-    const tasks = taskRegistry(this.core, this.name);
-    return rows.map((row) => {
-      const codec = (row.task && tasks.get(row.task)?.codec) || this.codec;
-      return {
-        id: row.id,
-        queue: row.queue,
-        task: row.task,
-        data: codec.decode(row.data),
-        attempts: row.attempts,
-        error: row.error === null ? null : JSON.parse(row.error),
-        enqueuedAt: row.enqueuedAt,
-        scheduleAt: row.scheduleAt,
-        expectedAt: row.expectedAt,
-        failedAt: row.failedAt,
-      };
-    });
+    return rows.map((row) => failedJobOf(row, this.codec));
   }
 
   /**
@@ -696,11 +829,12 @@ export class Queue<T = unknown> {
       );
     }
     this.#checkOpen("retry job");
-    return await retryFailedJob(this.db, this.core.names, this.name, text);
+    await this.#binding?.check("retry job");
+    return await retryFailedJob(this.#db, this.#core.names, this.name, text);
   }
 
   /** Encodes one job and reads its options; nothing is written yet. */
-  #newJob(data: T, options: PutOptions | undefined, action: string): NewJob {
+  #newJob(data: I, options: PutOptions | undefined, action: string): NewJob {
     const times = readTimes(options, PUT_OPTIONS, action);
     return { data: this.codec.encode(data), ...times };
   }
@@ -718,7 +852,7 @@ export class Queue<T = unknown> {
       block = checkBoolean(o.block, "block");
       signal = checkSignal(o.signal);
       timeoutMs = o.timeout === undefined
-        ? this.core.timeoutMs
+        ? this.#core.timeoutMs
         : parseDuration(o.timeout, "timeout");
     } catch (error) {
       withAction(action, error);
@@ -728,8 +862,7 @@ export class Queue<T = unknown> {
   }
 
   #checkOpen(action: string): void {
-    if (this.core.closed) {
-      throw new Error(`Cannot ${action}: this PQ is closed`);
-    }
+    assertOpen(this.#core, action);
+    this.#binding?.assertOpen(action);
   }
 }

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { delay } from "./delay.ts";
 import type { Sql, TransactionSql } from "./types.ts";
 
 /** A transaction and whether its connection is known to be dead. */
@@ -36,6 +37,7 @@ export interface SafeTransaction {
 
 const SQLSTATE_CONNECTION_LOST = /^(08|57P0)/;
 const DRIVER_CONNECTION_LOST = new Set([
+  "CONNECTION_LOST", // pq's own, from job.tx (job_transaction.ts)
   "CONNECTION_CLOSED",
   "CONNECTION_DESTROYED",
   "CONNECTION_ENDED",
@@ -69,19 +71,6 @@ function never(): Promise<never> {
  */
 const CLOSE_WAIT_MS = 1_000;
 
-/** Resolves when `closed` does or after `ms`, whichever comes first. */
-async function within(closed: Promise<void>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      closed,
-      new Promise((resolve) => (timer = setTimeout(resolve, ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Runs `fn` in `sql.begin()`. Resolves with its result once committed;
  * rejects with `fn`'s error (after the rollback), or with the driver's
@@ -92,13 +81,11 @@ export async function beginSafely<R>(
   fn: (transaction: SafeTransaction) => Promise<R>,
 ): Promise<R> {
   let dead = false;
-  let markDead!: () => void;
-  const closed = new Promise<void>((resolve) => {
-    markDead = () => {
-      dead = true;
-      resolve();
-    };
-  });
+  const closed = new AbortController();
+  const markDead = () => {
+    dead = true;
+    closed.abort();
+  };
   /** Connection errors already found to be another connection's. */
   const foreign = new WeakSet<object>();
   const begun = sql.begin((tx) => {
@@ -120,7 +107,7 @@ export async function beginSafely<R>(
           const known = typeof error === "object" && error !== null &&
             foreign.has(error);
           const connection = isConnectionError(error) && !known;
-          await within(closed, connection ? CLOSE_WAIT_MS : 0);
+          await delay(connection ? CLOSE_WAIT_MS : 0, closed.signal);
           if (dead) return never();
           if (connection) foreign.add(error as object);
           throw error;

@@ -1,24 +1,46 @@
 /**
- * The DDL of a pq table and its numbered migrations.
+ * The names of a pq table's objects, and `create()`: the numbered
+ * migrations that create and upgrade them (the steps are in `migrations/`).
  *
  * One table holds the jobs of every queue. A job is in one of four states:
  * `ready` (can be taken now), `scheduled` (waits for `schedule_at`), `failed`
- * (a task that used up its attempts) and `done` (a taken job whose data was
- * rewritten by `job.update()`, kept as a record). Taking a job deletes its row:
- * a queue table then holds only live work, and dead rows are reclaimed by
- * vacuum instead of piling up as "dequeued" rows (see bench/RESULTS.md for
- * the churn figures).
+ * (a task that used up its attempts, or data that cannot be decoded) and
+ * `done` (a taken job whose data was rewritten by `job.update()`, kept as a
+ * record). Taking a job deletes its row: a queue table then holds only live
+ * work, and dead rows are reclaimed by vacuum instead of piling up as
+ * "dequeued" rows (see bench/RESULTS.md for the churn figures).
  *
- * Per schema, pq also keeps `pq_waiting` (which queues have a getter waiting,
- * so puts notify only when someone listens) and two functions. Both functions
- * are `security definer`, so a role with nothing but select, insert, update
- * and delete on the job table can use every feature.
+ * Per schema, pq also keeps shared objects: `pq_waiting` (which queues have
+ * a getter waiting, so puts notify only when someone listens), `pq_wait`
+ * (registers waits) and `pq_notify` (the insert trigger's function).
+ *
+ * Versions: the table's version is in its comment (`pq schema 2`); the
+ * shared objects' version is in a comment inside each function's body
+ * (`-- pq shared version 2`), so that an older pq that replaces a body also
+ * replaces the marker. Every step is additive: the statements of the
+ * previous release keep working on an upgraded table, so processes of both
+ * can run during a rolling deploy (tests/migrations_test.ts).
  *
  * @module
  */
 
-import type { Sql } from "./types.ts";
+import { PQError } from "./errors.ts";
+import { sharedV1 } from "./migrations/shared_v1.ts";
+import { sharedV2 } from "./migrations/shared_v2.ts";
+import { tableV1 } from "./migrations/table_v1.ts";
+import { tableV2 } from "./migrations/table_v2.ts";
 import { quoteIdent, quoteLiteral } from "./names.ts";
+import type { Executor, Sql } from "./types.ts";
+
+/** Unquoted stable names of a table's own objects. */
+export interface TableObjects {
+  primaryKey: string;
+  readyPlainIndex: string;
+  readyTaskIndex: string;
+  scheduledIndex: string;
+  finishedIndex: string;
+  stateCheck: string;
+}
 
 /** Quoted names of the objects of one pq table. */
 export interface TableNames {
@@ -34,7 +56,19 @@ export interface TableNames {
   waitFunction: string;
   /** The schema's `pq_notify` function: the insert trigger's. */
   notifyFunction: string;
+  /** The table's indexes and constraints, by their stable names. */
+  objects: TableObjects;
 }
+
+/** The steps of the job table; step n brings version n - 1 to n. */
+const TABLE_STEPS = [tableV1, tableV2];
+/** The steps of the schema's shared objects. */
+const SHARED_STEPS = [sharedV1, sharedV2];
+
+/** The version of the table this pq creates. */
+export const TABLE_VERSION: number = TABLE_STEPS.length;
+/** The version of the shared objects this pq creates. */
+export const SHARED_VERSION: number = SHARED_STEPS.length;
 
 /**
  * Builds the quoted names of a table's objects. Without a schema they stay
@@ -45,6 +79,7 @@ export function tableNames(
   table: string,
 ): TableNames {
   const prefix = schema === undefined ? "" : `${quoteIdent(schema)}.`;
+  const name = (suffix: string) => objectName(table, suffix);
   return {
     schema,
     table,
@@ -52,141 +87,46 @@ export function tableNames(
     waiting: `${prefix}pq_waiting`,
     waitFunction: `${prefix}pq_wait`,
     notifyFunction: `${prefix}pq_notify`,
+    objects: {
+      primaryKey: name("pkey"),
+      readyPlainIndex: name("ready_plain_idx"),
+      readyTaskIndex: name("ready_task_idx"),
+      scheduledIndex: name("scheduled_idx"),
+      finishedIndex: name("finished_idx"),
+      stateCheck: name("state_check"),
+    },
   };
 }
 
+const encoder = new TextEncoder();
+
 /**
- * Objects shared by every pq table of a schema. `create or replace` keeps
- * them current; the advisory lock in {@linkcode createSchema} keeps two
- * processes from replacing them at the same moment.
+ * `<table>_<suffix>`, or, when that is longer than the 63 bytes PostgreSQL
+ * keeps, the table's name cut short with a hash of the whole name, so that
+ * two long table names never share an index name.
  */
-function sharedObjects(n: TableNames): string[] {
-  return [
-    `create table if not exists ${n.waiting} (
-      relid oid not null,
-      queue text not null,
-      listener text not null,
-      expires_at timestamptz not null,
-      primary key (relid, queue, listener)
-    )`,
-    // Registers (ttl > 0) or removes (ttl <= 0) one listener's interest in
-    // some queues of a table, and drops registrations that expired a while
-    // ago (their listener died without removing them).
-    `create or replace function ${n.waitFunction}(
-      p_relid oid, p_queues text[], p_listener text, p_ttl_ms float8
-    ) returns void language plpgsql security definer
-    set search_path = pg_catalog, pg_temp as $$
-    begin
-      delete from ${n.waiting}
-      where expires_at < statement_timestamp() - interval '1 minute'
-         or (p_ttl_ms <= 0 and relid = p_relid and listener = p_listener
-             and queue = any(p_queues));
-      if p_ttl_ms > 0 then
-        insert into ${n.waiting} (relid, queue, listener, expires_at)
-        select p_relid, q, p_listener,
-               statement_timestamp() + p_ttl_ms * interval '1 millisecond'
-        from unnest(p_queues) as q
-        on conflict (relid, queue, listener)
-        do update set expires_at = excluded.expires_at;
-      end if;
-    end $$`,
-    // One notification per queue and statement, and only when a listener
-    // waits on that queue: a NOTIFY takes a database-wide lock at commit that
-    // serializes all notifying transactions (bench/RESULTS.md). The payload is
-    // "<ready plain> <ready task> <scheduled> <queue>".
-    `create or replace function ${n.notifyFunction}() returns trigger
-    language plpgsql security definer
-    set search_path = pg_catalog, pg_temp as $$
-    declare
-      r record;
-    begin
-      -- Most inserts find nobody waiting on the table at all: stop there.
-      if not exists (
-        select 1 from ${n.waiting} as w
-        where w.relid = tg_relid and w.expires_at > statement_timestamp()
-      ) then
-        return null;
-      end if;
-      for r in
-        select j.queue,
-               count(*) filter (where j.state = 'ready' and j.task is null) as plain,
-               count(*) filter (where j.state = 'ready' and j.task is not null) as tasks,
-               count(*) filter (where j.state = 'scheduled') as scheduled
-        from new_rows as j
-        where j.state in ('ready', 'scheduled')
-        group by j.queue
-      loop
-        if exists (
-          select 1 from ${n.waiting} as w
-          where w.relid = tg_relid and w.queue = r.queue
-            and w.expires_at > statement_timestamp()
-        ) then
-          perform pg_notify(
-            'pq_' || tg_relid,
-            r.plain || ' ' || r.tasks || ' ' || r.scheduled || ' ' || r.queue
-          );
-        end if;
-      end loop;
-      return null;
-    end $$`,
-  ];
+export function objectName(table: string, suffix: string): string {
+  const full = `${table}_${suffix}`;
+  if (encoder.encode(full).length <= 63) return full;
+  let hash = 0x811c9dc5; // FNV-1a
+  for (const byte of encoder.encode(table)) {
+    hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  }
+  const tag = `_${hash.toString(16).padStart(8, "0")}_${suffix}`;
+  let cut = table;
+  while (encoder.encode(cut + tag).length > 63) {
+    cut = [...cut].slice(0, -1).join("");
+  }
+  return cut + tag;
 }
 
 /**
- * Migrations of the job table, by version. Each runs once, in the same
- * transaction that records its version in the table's comment.
- */
-function migrations(n: TableNames): string[][] {
-  const t = n.qualified;
-  return [
-    // 1: the table, its indexes and the notify trigger.
-    [
-      // The three partial indexes each serve one statement on the hot path:
-      // taking plain jobs (get), taking task jobs (work), and finding
-      // scheduled jobs that came due. A row sits in at most one of them, so a
-      // put updates two indexes (this one and the primary key).
-      `create index on ${t} (queue, expected_at, id)
-       where state = 'ready' and task is null`,
-      `create index on ${t} (queue, expected_at, id)
-       where state = 'ready' and task is not null`,
-      `create index on ${t} (queue, schedule_at) where state = 'scheduled'`,
-      `create index on ${t} (queue, id) where state in ('failed', 'done')`,
-      `create trigger pq_notify after insert on ${t}
-       referencing new table as new_rows
-       for each statement execute function ${n.notifyFunction}()`,
-    ],
-  ];
-}
-
-/** The `create table` statement of the job table. */
-function createTable(n: TableNames): string {
-  return `create table if not exists ${n.qualified} (
-    id bigint generated by default as identity primary key,
-    queue text not null,
-    state text not null default 'ready'
-      check (state in ('ready', 'scheduled', 'failed', 'done')),
-    task text,
-    data json not null,
-    attempts integer not null default 0,
-    enqueued_at timestamptz not null default statement_timestamp(),
-    schedule_at timestamptz,
-    expected_at timestamptz,
-    finished_at timestamptz,
-    error json
-  ) with (
-    -- A queue table turns over all the time: vacuum after 1,000 dead rows,
-    -- not 20% of the table, and at full speed (see src/vacuum.ts).
-    autovacuum_vacuum_scale_factor = 0,
-    autovacuum_vacuum_threshold = 1000,
-    autovacuum_vacuum_cost_delay = 0
-  )`;
-}
-
-/**
- * Creates or upgrades the table, its indexes, trigger and the schema's shared
- * objects. Idempotent, and safe when several processes call it at once: the
- * whole upgrade runs in one transaction under a transaction-level advisory
- * lock (pooler-safe, unlike a session lock).
+ * Creates or upgrades the table, its indexes and trigger, and the schema's
+ * shared objects. Idempotent, and safe when several processes call it at
+ * once: the whole upgrade runs in one transaction under a transaction-level
+ * advisory lock (pooler-safe, unlike a session lock).
+ *
+ * @throws {PQError} `SCHEMA_TOO_NEW` if the table was made by a newer pq.
  */
 export async function createSchema(sql: Sql, n: TableNames): Promise<void> {
   if (n.schema === undefined) {
@@ -194,6 +134,8 @@ export async function createSchema(sql: Sql, n: TableNames): Promise<void> {
   }
   const schema = n.schema;
   await sql.begin(async (tx) => {
+    // "already exists, skipping" notices would print on every start.
+    await tx.unsafe(`set local client_min_messages to warning`);
     await tx.unsafe(
       `select pg_advisory_xact_lock(hashtext(${quoteLiteral(`pq:${schema}`)}))`,
     );
@@ -204,32 +146,61 @@ export async function createSchema(sql: Sql, n: TableNames): Promise<void> {
     if (!found.found) {
       await tx.unsafe(`create schema if not exists ${quoteIdent(schema)}`);
     }
-    for (const statement of sharedObjects(n)) await tx.unsafe(statement);
-    await tx.unsafe(createTable(n));
-    const [row] = await tx.unsafe(
-      `select obj_description(${
-        quoteLiteral(n.qualified)
-      }::regclass, 'pg_class') as comment`,
-    );
-    const version = Number(/^pq schema (\d+)$/.exec(row?.comment ?? "")?.[1]) ||
-      0;
-    const steps = migrations(n);
-    if (version > steps.length) {
-      throw new Error(
-        `The table ${n.qualified} has pq schema version ${version}, newer than this pq (${steps.length}): upgrade pq`,
+    // Newer shared objects are left as they are: their functions keep
+    // their signatures, so this pq's table and statements work with them.
+    const shared = await sharedVersion(tx, schema);
+    for (const step of SHARED_STEPS.slice(shared)) {
+      for (const statement of step(n)) await tx.unsafe(statement);
+    }
+    const version = await tableVersion(tx, n);
+    if (version > TABLE_VERSION) {
+      throw new PQError(
+        "SCHEMA_TOO_NEW",
+        `Cannot create ${n.qualified}: the table has pq schema version ${version}, newer than this pq's ${TABLE_VERSION}: upgrade pq`,
       );
     }
-    for (const statement of steps.slice(version).flat()) {
-      await tx.unsafe(statement);
+    for (const step of TABLE_STEPS.slice(version)) {
+      for (const statement of step(n)) await tx.unsafe(statement);
     }
-    if (version < steps.length) {
+    if (version < TABLE_VERSION) {
       await tx.unsafe(
         `comment on table ${n.qualified} is ${
-          quoteLiteral(`pq schema ${steps.length}`)
+          quoteLiteral(`pq schema ${TABLE_VERSION}`)
         }`,
       );
     }
   });
+}
+
+/** The table's version from its comment; 0 when it does not exist. */
+async function tableVersion(sql: Executor, n: TableNames): Promise<number> {
+  const [row] = await sql.unsafe(
+    `select obj_description(to_regclass($1), 'pg_class') as comment,
+      to_regclass($1) is not null as found`,
+    [n.qualified],
+  );
+  const version = Number(/^pq schema (\d+)$/.exec(row?.comment ?? "")?.[1]);
+  return version || (row?.found ? 1 : 0);
+}
+
+/**
+ * The shared objects' version: the lowest marker in the bodies of
+ * `pq_wait` and `pq_notify` (a body without one is version 1), or 0 when
+ * either is missing.
+ */
+async function sharedVersion(sql: Executor, schema: string): Promise<number> {
+  const rows = await sql.unsafe(
+    `select p.proname, p.prosrc from pg_proc as p
+    join pg_namespace as s on s.oid = p.pronamespace
+    where s.nspname = $1 and p.proname in ('pq_wait', 'pq_notify')`,
+    [schema],
+  );
+  if (rows.length < 2) return 0;
+  return Math.min(
+    ...rows.map((row) =>
+      Number(/-- pq shared version (\d+)/.exec(row.prosrc)?.[1] ?? 1)
+    ),
+  );
 }
 
 /** Resolves the schema that unqualified names land in (the search path's first). */

@@ -5,10 +5,23 @@
  * @module
  */
 
+import type { Binding } from "./binding.ts";
 import type { PQCore } from "./core.ts";
-import { type LaneKind, MAX_TIMER_MS, type Waiter } from "./listener.ts";
-import { promoteDueJobs, takeJobs, type TakenRow } from "./sql/take_jobs.ts";
+import {
+  promoteDueJobs,
+  takeJobs,
+  type TakenRow,
+  type TakeResult,
+} from "./sql/take_jobs.ts";
 import type { Executor } from "./types.ts";
+import type { LaneKind, Waiter } from "./waiters.ts";
+
+/** Which jobs a take is for. */
+export type TakeLane =
+  /** Plain jobs (`get()`), maybe through a queue bound to a transaction. */
+  | { kind: "plain"; binding: Binding | null }
+  /** Task jobs (`work()`) of the tasks the worker knows. */
+  | { kind: "task"; tasks: readonly string[] };
 
 /** How a take waits when no job is ready. */
 export interface TakeWait {
@@ -30,30 +43,29 @@ export interface TakeAttempt {
   promoted: boolean;
 }
 
-/** Outside a transaction, promote this many due jobs per statement. */
+/** Promote this many due jobs per statement. */
 const PROMOTE_BATCH = 1000;
-/** Look again this soon when due jobs are held by another promoter. */
-const PROMOTE_BACKOFF_MS = 100;
 
 /**
  * Takes up to `limit` ready jobs of a lane once, first promoting scheduled
  * jobs that came due so that they compete by the queue's order.
  *
  * @param db Where to take (the client, or a transaction).
- * @param inTransaction True when `db` is a transaction: promote only as many
- * jobs as will be taken, since promoted rows stay locked until it ends.
+ * @param inTransaction True when `db` is a transaction: then due jobs are
+ * promoted on the PQ's own connection, committed at once, since rows
+ * promoted here would stay locked until the transaction ends, hidden from
+ * every other taker (tests/wakeups_test.ts).
+ * @throws {PQError} `TRANSACTION_ENDED` when the lane's binding ended.
  */
 export async function takeReady(
   core: PQCore,
   db: Executor,
   inTransaction: boolean,
   queue: string,
-  kind: LaneKind,
+  lane: TakeLane,
   limit: number,
 ): Promise<TakeAttempt> {
-  const task = kind === "task";
-  const { statements } = core;
-  const first = await takeJobs(db, statements.take(task, limit, false), queue);
+  const first = await takeOnce(core, db, queue, lane, limit, false);
   if (first.rows.length || first.dueInMs === null || first.dueInMs > 0) {
     core.vacuum.noteTaken(first.rows.length);
     return {
@@ -63,25 +75,64 @@ export async function takeReady(
       promoted: false,
     };
   }
-  await promoteDueJobs(
-    db,
-    statements.promoteDue,
+  const promoter = inTransaction ? core.listener.client() : db;
+  const promoted = await promoteDueJobs(
+    promoter,
+    core.statements.promoteDue,
     queue,
-    inTransaction ? limit : Math.max(limit, PROMOTE_BATCH),
+    Math.max(limit, PROMOTE_BATCH),
   );
-  const second = await takeJobs(db, statements.take(task, limit, true), queue);
+  const second = await takeOnce(core, db, queue, lane, limit, true);
   core.vacuum.noteTaken(second.rows.length);
-  // Still nothing: the due jobs are being promoted (or were just taken) by
-  // another transaction. Look again shortly rather than spin.
-  const retryInMs = second.dueInMs !== null && second.dueInMs <= 0
-    ? PROMOTE_BACKOFF_MS
-    : second.dueInMs;
+  if (!core.listener.listening) {
+    // No notification will announce the promoted jobs: wake waiters here.
+    const mine = lane.kind === "task" ? promoted.task : promoted.plain;
+    core.listener.wake(queue, lane.kind, mine - second.rows.length);
+    core.listener.wake(
+      queue,
+      lane.kind === "task" ? "plain" : "task",
+      lane.kind === "task" ? promoted.plain : promoted.task,
+    );
+  }
+  // Still due: another promoter holds those jobs, and its insert will
+  // announce them. No timer for them, so nobody polls in a busy loop.
+  const retryInMs = second.dueInMs !== null && second.dueInMs > 0
+    ? second.dueInMs
+    : null;
   return { rows: second.rows, retryInMs, pid: second.pid, promoted: true };
+}
+
+/** Runs the take statement of a lane once. */
+async function takeOnce(
+  core: PQCore,
+  db: Executor,
+  queue: string,
+  lane: TakeLane,
+  limit: number,
+  ignoreDue: boolean,
+): Promise<TakeResult> {
+  const task = lane.kind === "task";
+  const binding = lane.kind === "plain" ? lane.binding : null;
+  const text = core.statements.take({
+    task,
+    limit,
+    ignoreDue,
+    bound: binding !== null,
+  });
+  const result = await takeJobs(
+    db,
+    text,
+    queue,
+    task ? lane.tasks : binding ? binding.mark : undefined,
+  );
+  binding?.confirm(result.inTransaction, "get job");
+  return result;
 }
 
 /**
  * Takes up to `limit` jobs of a lane on `db`, waiting up to `wait` for one to
- * become ready (no waiting when `wait` is null). Returns [] on timeout.
+ * become ready (no waiting when `wait` is null). Returns [] on timeout, and
+ * when the PQ closes.
  *
  * An abort interrupts only the waiting: a statement that already took jobs
  * returns them, because outside a transaction they are gone from the queue
@@ -92,12 +143,13 @@ export async function takeWaiting(
   db: Executor,
   inTransaction: boolean,
   queue: string,
-  kind: LaneKind,
+  lane: TakeLane,
   limit: number,
   wait: TakeWait | null,
 ): Promise<TakenRow[]> {
   const deadline = performance.now() + (wait?.timeoutMs ?? 0);
   const listener = core.listener;
+  const kind: LaneKind = lane.kind;
   let waiter: Waiter | null = null;
   try {
     for (;;) {
@@ -110,20 +162,18 @@ export async function takeWaiting(
         db,
         inTransaction,
         queue,
-        kind,
+        lane,
         limit,
       );
       if (found.rows.length) return found.rows;
-      if (!wait) return [];
+      if (!wait || core.closed) return [];
       wait.signal?.throwIfAborted();
       const remaining = deadline - performance.now();
       if (remaining <= 0) return [];
       waiter ??= listener.enter(queue, kind);
       if (listener.generation !== generation) waiter.woken = true;
       waiter.lane.noteDue(found.retryInMs);
-      // A wait longer than a timer can take ends early: then look again.
-      const woken = await waiter.wait(remaining, wait.signal);
-      if (!woken && remaining <= MAX_TIMER_MS) return [];
+      if (!await waiter.wait(remaining, wait.signal)) return [];
     }
   } finally {
     if (waiter) listener.leave(waiter);

@@ -9,44 +9,19 @@
  * @module
  */
 
+import { Binding } from "./binding.ts";
 import type { Codec } from "./codecs.ts";
 import type { PQCore } from "./core.ts";
 import { describe } from "./describe.ts";
-import { type DurationInput, parseDuration } from "./duration.ts";
+import { assertOpen, PQError } from "./errors.ts";
+import { parseDuration } from "./duration.ts";
 import { checkName } from "./names.ts";
-import { checkOptions } from "./options.ts";
+import { checkOptions } from "./check_options.ts";
 import { encodeJobs, readTimes, withAction } from "./new_jobs.ts";
-import type { PutOptions } from "./queue_options.ts";
+import type { PutOptions, TaskOptions } from "./options.ts";
 import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
-import type { Executor, TransactionSql } from "./types.ts";
-
-/**
- * Options of a task: its default times and its retry policy.
- *
- * @example Retry three times, backing off
- * ```ts
- * import type { TaskOptions } from "@pq/pq";
- *
- * const options: TaskOptions = {
- *   maxRetries: 3,
- *   retryIn: "10s",
- *   backoff: "exponential",
- *   expectedAt: "1h",
- * };
- * ```
- */
-export interface TaskOptions extends PutOptions {
-  /** How many times a failed run is retried (default 0: one run only). */
-  maxRetries?: number;
-  /** How long after a failure to retry (default `"30s"`). */
-  retryIn?: DurationInput;
-  /**
-   * `"fixed"` (default) waits `retryIn` each time; `"exponential"` doubles
-   * it after each failure, with jitter (between half and all of the
-   * doubled delay), up to one day.
-   */
-  backoff?: "fixed" | "exponential";
-}
+import type { TransactionSql } from "./types.ts";
+import { checkSchema, type Schema, validateInput } from "./validation.ts";
 
 /**
  * What a handler gets besides its argument: the running job.
@@ -158,6 +133,8 @@ export interface TaskDefinition {
   handler: TaskHandler<any>;
   /** The codec of the queue the task was registered on. */
   codec: Codec;
+  /** The schema of its argument, if any. */
+  schema: Schema | null;
   maxRetries: number;
   retryInMs: number;
   backoff: "fixed" | "exponential";
@@ -172,6 +149,7 @@ const TASK_OPTIONS = [
   "maxRetries",
   "retryIn",
   "backoff",
+  "schema",
 ] as const;
 const CALL_OPTIONS = ["scheduleAt", "expectedAt"] as const;
 /** The longest exponential backoff: one day. */
@@ -230,6 +208,7 @@ export function registerTask<A>(
       name,
       handler,
       codec,
+      schema: checkSchema(o.schema) ?? null,
       maxRetries,
       retryInMs: parseDuration(o.retryIn ?? "30s", "retryIn"),
       backoff,
@@ -246,25 +225,30 @@ export function registerTask<A>(
   }
   const registry = taskRegistry(core, queue);
   if (registry.has(name)) {
-    throw new Error(
+    throw new PQError(
+      "DUPLICATE_TASK",
       `Cannot ${action}: the queue ${
         describe(queue)
       } already has a task of that name`,
     );
   }
   registry.set(name, definition);
-  return enqueuer<A>(core, core.sql, queue, codec, name, defaults);
+  return enqueuer<A>(core, null, queue, definition, defaults);
 }
 
 /** Builds a task's enqueuing function, on the client or a transaction. */
 function enqueuer<A>(
   core: PQCore,
-  db: Executor,
+  binding: Binding | null,
   queue: string,
-  codec: Codec,
-  name: string,
+  definition: TaskDefinition,
   defaults: { scheduleAt: When; expectedAt: When },
 ): Task<A> {
+  const { codec, name, schema } = definition;
+  const db = binding?.tx ?? core.sql;
+  const statements = binding
+    ? core.statements.insertBound
+    : core.statements.insert;
   const times = (options: PutOptions | undefined, action: string) => {
     const own = readTimes(options, CALL_OPTIONS, action);
     return {
@@ -274,9 +258,20 @@ function enqueuer<A>(
   };
   const action = `enqueue task ${describe(name)}`;
   const task = async (args: A, options?: PutOptions): Promise<string> => {
+    if (schema) await validateInput(schema, args, action);
     const job = { data: codec.encode(args), ...times(options, action) };
-    checkOpen(core, action);
-    return await insertJob(db, core.statements.insertJob, queue, name, job);
+    assertOpen(core, action);
+    binding?.assertOpen(action);
+    const id = await insertJob(
+      db,
+      statements,
+      queue,
+      name,
+      job,
+      binding ?? undefined,
+    );
+    binding?.confirm(id !== null, action);
+    return id!;
   };
   const many = async (
     items: readonly TaskInput<A>[],
@@ -289,8 +284,25 @@ function enqueuer<A>(
       times(options, action),
       action,
     );
-    checkOpen(core, action);
-    return await insertJobs(db, core.statements.insertJobs, queue, name, jobs);
+    if (schema) {
+      await Promise.all(
+        items.map((item, i) =>
+          validateInput(schema, item.args, `${action} (item ${i})`)
+        ),
+      );
+    }
+    assertOpen(core, action);
+    binding?.assertOpen(action);
+    const ids = await insertJobs(
+      db,
+      statements,
+      queue,
+      name,
+      jobs,
+      binding ?? undefined,
+    );
+    binding?.confirm(ids !== null, action);
+    return ids!;
   };
   const bind = (tx: TransactionSql): Task<A> => {
     if (typeof tx !== "function" || typeof tx.unsafe !== "function") {
@@ -300,13 +312,9 @@ function enqueuer<A>(
         }: expected a transaction from sql.begin(): received ${describe(tx)}`,
       );
     }
-    return enqueuer<A>(core, tx, queue, codec, name, defaults);
+    return enqueuer<A>(core, new Binding(tx), queue, definition, defaults);
   };
   return Object.assign(task, { taskName: name, many, with: bind });
-}
-
-function checkOpen(core: PQCore, action: string): void {
-  if (core.closed) throw new Error(`Cannot ${action}: this PQ is closed`);
 }
 
 /**

@@ -20,6 +20,7 @@
  * @module
  */
 
+import { backgroundError, type Report } from "./report.ts";
 import type { TableNames } from "./schema.ts";
 import type { Sql } from "./types.ts";
 
@@ -32,6 +33,7 @@ const VACUUM_INTERVAL_MS = 10_000;
 export class Vacuum {
   readonly #sql: Sql;
   readonly #names: TableNames;
+  readonly #report: Report;
   /** null: not known yet; decided on the first vacuum that is due. */
   #needed: boolean | null;
   #taken = 0;
@@ -40,10 +42,17 @@ export class Vacuum {
 
   /**
    * @param enabled False when the caller turned it off (option `vacuum`).
+   * @param report Where a failed vacuum is reported.
    */
-  constructor(sql: Sql, names: TableNames, enabled: boolean) {
+  constructor(
+    sql: Sql,
+    names: TableNames,
+    enabled: boolean,
+    report: Report,
+  ) {
     this.#sql = sql;
     this.#names = names;
+    this.#report = report;
     this.#needed = enabled ? null : false;
   }
 
@@ -74,8 +83,11 @@ export class Vacuum {
       if (this.#needed) {
         await this.#sql.unsafe(`vacuum (skip_locked) ${this.#names.qualified}`);
       }
-    } catch {
+    } catch (error) {
       // The next turn tries again; a queue works without it, only slower.
+      this.#report(
+        backgroundError(`VACUUM of ${this.#names.qualified}`, error),
+      );
     }
   }
 

@@ -1,10 +1,14 @@
 /**
- * The options, counts and events of `queue.work()`.
+ * The options, counts and events of `queue.work()`, and the reading of the
+ * options.
  *
  * @module
  */
 
-import type { DurationInput } from "./duration.ts";
+import { describe } from "./describe.ts";
+import { type DurationInput, parseDuration } from "./duration.ts";
+import { withAction } from "./new_jobs.ts";
+import { checkBoolean, checkOptions, checkSignal } from "./check_options.ts";
 
 /**
  * Options of `Queue.work`.
@@ -39,7 +43,12 @@ export interface WorkOptions {
    * are smaller when handlers are slow; 1 gives a transaction per job.
    */
   batchSize?: number;
-  /** Called on each job's start, success, retry, failure and abort. */
+  /**
+   * Called on each job's start, success, retry, failure and abort, and on
+   * the worker's errors. By default failures and errors go to the console.
+   * An abort's error has the code `FORCED_STOP` when the grace period
+   * ended, and `CONNECTION_LOST` when the job's connection closed.
+   */
   onEvent?: (event: WorkEvent) => void;
 }
 
@@ -111,3 +120,75 @@ export type WorkEvent =
   | { type: "failure"; job: WorkEventJob; durationMs: number; error: unknown }
   | { type: "abort"; job: WorkEventJob; error: unknown }
   | { type: "error"; error: unknown };
+
+/** The options of a worker, checked and with their defaults. */
+export interface WorkSettings {
+  concurrency: number;
+  batchSize: number;
+  burst: boolean;
+  signal: AbortSignal | undefined;
+  gracePeriodMs: number;
+  onEvent: (event: WorkEvent) => void;
+}
+
+const WORK_OPTIONS = [
+  "concurrency",
+  "signal",
+  "burst",
+  "gracePeriod",
+  "batchSize",
+  "onEvent",
+] as const;
+
+/**
+ * Reads the options of `work()`.
+ *
+ * @throws {TypeError} If an option is unknown or invalid, naming it.
+ */
+export function readWorkOptions(
+  options: WorkOptions | undefined,
+): WorkSettings {
+  try {
+    const o = checkOptions(options, WORK_OPTIONS);
+    if (o.onEvent !== undefined && typeof o.onEvent !== "function") {
+      throw new TypeError(
+        `'onEvent' must be a function: received ${describe(o.onEvent)}`,
+      );
+    }
+    return {
+      concurrency: positiveInteger(o.concurrency ?? 1, "concurrency"),
+      batchSize: positiveInteger(o.batchSize ?? 32, "batchSize"),
+      burst: checkBoolean(o.burst, "burst") ?? false,
+      signal: checkSignal(o.signal),
+      gracePeriodMs: parseDuration(o.gracePeriod ?? "10s", "gracePeriod"),
+      onEvent: o.onEvent ?? logFailures,
+    };
+  } catch (error) {
+    withAction("work", error);
+  }
+}
+
+/** The default `onEvent`: failures and worker errors go to the console. */
+function logFailures(event: WorkEvent): void {
+  if (event.type === "failure") {
+    console.error(
+      `pq: job ${event.job.id} of task ${
+        JSON.stringify(event.job.task)
+      } failed after ${event.job.attempt} attempt(s):`,
+      event.error,
+    );
+  } else if (event.type === "error") {
+    console.error("pq: the worker will try again after an error:", event.error);
+  }
+}
+
+function positiveInteger(value: unknown, name: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(
+      `'${name}' must be a whole number of at least 1: received ${
+        describe(value)
+      }`,
+    );
+  }
+  return value;
+}

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import postgres from "postgres";
 import { createPQ, type Queue } from "../mod.ts";
+import { TABLE_VERSION } from "../src/schema.ts";
 import { databaseUrl } from "./_db.ts";
 import { openTestPQ, since, sleep, type TestPQ } from "./_pq.ts";
 
@@ -244,7 +245,7 @@ describe("bad input", () => {
     throwsClear(
       () => t.pq.queue("a", { codex: "json" } as never),
       TypeError,
-      /^Cannot open queue: unknown option 'codex' \(known: codec\)$/,
+      /^Cannot open queue: unknown option 'codex' \(known: codec, schema\)$/,
     );
   });
 
@@ -1006,7 +1007,7 @@ describe("bad input", () => {
     assert.deepEqual({ ...objects }, {
       indexes: 5,
       triggers: 1,
-      comment: "pq schema 1",
+      comment: `pq schema ${TABLE_VERSION}`,
     });
     const q = fresh<string>();
     const got = q.get({ timeout: "5s" });

@@ -254,6 +254,11 @@ const jsonRefusals: [string, unknown, string][] = [
   ["an invalid Date", { d: new Date(NaN) }, `an invalid Date at data.d${HINT}`],
   ["undefined at the top", undefined, `undefined at data${HINT}`],
   [
+    "an Error, whose message and stack JSON drops",
+    { error: new RangeError("boom") },
+    "a RangeError at data.error",
+  ],
+  [
     "a toJSON returning a BigInt",
     { x: { toJSON: () => 5n } },
     `a BigInt at data.x${HINT}`,
@@ -566,15 +571,158 @@ test("richCodec round-trips strings with NUL characters", () => {
   assertSame(roundTrip(data), data);
 });
 
-test("richCodec writes class instances as plain objects of their own enumerable properties", () => {
-  class Point {
-    constructor(public x: number, public y: bigint) {}
-    norm(): number {
-      return this.x;
+const PICKLE_ENCODE = 'Cannot encode job data with the "pickle" codec: ';
+
+// Class instances: an object with toJSON is stored as what toJSON returns,
+// by both codecs; the built-in kinds above keep their type (a subclass comes
+// back as its base class); any other class instance is refused by richCodec,
+// which promises values back as they went in, and written as its own
+// enumerable properties by jsonCodec, as JSON.stringify does.
+
+class Money {
+  constructor(readonly cents: number, readonly currency: string) {}
+  toJSON(): string {
+    return `${this.cents / 100} ${this.currency}`;
+  }
+}
+
+test("richCodec stores an object with toJSON as what toJSON returns, as jsonCodec does", () => {
+  const data = {
+    url: new URL("https://example.com/a?b=c#d"),
+    price: new Money(1250, "EUR"),
+    plain: { toJSON: () => "plain" },
+  };
+  const expected = {
+    url: "https://example.com/a?b=c#d",
+    price: "12.5 EUR",
+    plain: "plain",
+  };
+  assert.equal(richCodec.encode(data), JSON.stringify(expected));
+  assertSame(roundTrip(data), expected);
+  assert.equal(jsonCodec.encode(data), JSON.stringify(expected));
+});
+
+test("richCodec keeps what toJSON returns in full, BigInts and Dates included", () => {
+  const data = [
+    { toJSON: () => 5n },
+    { toJSON: () => ({ at: new Date(0), n: NaN }) },
+  ];
+  assertSame(roundTrip(data), [5n, { at: new Date(0), n: NaN }]);
+});
+
+test("richCodec calls toJSON once per value, with its key, as JSON.stringify does", () => {
+  const keys: string[] = [];
+  const inner = { toJSON: () => "inner" };
+  const outer = {
+    toJSON(key: string) {
+      keys.push(key);
+      return { inner: 1, again: { toJSON: () => "again" } };
+    },
+  };
+  assert.equal(
+    richCodec.encode({ outer, list: [outer], inner }),
+    JSON.stringify({ outer, list: [outer], inner }),
+  );
+  assert.deepEqual(keys, ["outer", "0", "outer", "0"]);
+  // JSON.stringify writes the object toJSON returned without its toJSON, as
+  // {}; richCodec refuses the function rather than drop it.
+  assert.throws(() => richCodec.encode({ chained: { toJSON: () => inner } }), {
+    name: "TypeError",
+    message: `${PICKLE_ENCODE}a function at data.chained.toJSON`,
+  });
+});
+
+test("richCodec keeps the built-in kinds' tags even when they have toJSON", () => {
+  class Bytes extends Uint8Array {
+    toJSON(): unknown {
+      return { type: "Bytes", data: [...this] }; // as Node's Buffer does
     }
   }
-  assertSame(roundTrip({ p: new Point(1, 2n) }), { p: { x: 1, y: 2n } });
+  const bytes = new Bytes([1, 2, 3]);
+  assert.equal(richCodec.encode(bytes), '{"$pq":"Uint8Array","v":"AQID"}');
+  assertSame(roundTrip(bytes), new Uint8Array([1, 2, 3]));
 });
+
+test("both codecs store a Temporal.Instant as its ISO string, where the runtime has Temporal", () => {
+  const Temporal = (globalThis as Record<string, unknown>).Temporal as
+    | { Instant: { from(text: string): object } }
+    | undefined;
+  if (Temporal === undefined) return; // Node 20
+  const instant = Temporal.Instant.from("2020-01-01T00:00:00.123456789Z");
+  assert.equal(
+    richCodec.encode({ instant }),
+    '{"instant":"2020-01-01T00:00:00.123456789Z"}',
+  );
+  assert.equal(
+    jsonCodec.encode({ instant }),
+    '{"instant":"2020-01-01T00:00:00.123456789Z"}',
+  );
+});
+
+const CLASS_HINT = " (give the class a toJSON method, or put a plain object)";
+
+class Point {
+  constructor(public x: number, public y: number) {}
+}
+
+class Secret {
+  #value = "hidden";
+  reveal(): string {
+    return this.#value;
+  }
+}
+
+const instanceRefusals: [string, unknown, string][] = [
+  [
+    "a class instance",
+    { p: new Point(1, 2) },
+    "an instance of Point at data.p",
+  ],
+  [
+    "a class instance with private fields only",
+    [new Secret()],
+    "an instance of Secret at data[0]",
+  ],
+  [
+    "an Error",
+    { error: new TypeError("boom") },
+    "an instance of TypeError at data.error",
+  ],
+  [
+    "an instance in a Map",
+    new Map([["k", new Point(1, 2)]]),
+    'an instance of Point at data.get("k")',
+  ],
+  [
+    "an instance of an anonymous class",
+    { x: new (class {})() },
+    "an instance of an anonymous class at data.x",
+  ],
+  [
+    "an object with another object as its prototype",
+    { x: Object.create({ inherited: 1 }) },
+    "an object with a custom prototype at data.x",
+  ],
+  [
+    "a String object",
+    { s: new String("a") },
+    "an instance of String at data.s",
+  ],
+  [
+    "a class instance returned by toJSON",
+    { x: { toJSON: () => new Point(1, 2) } },
+    "an instance of Point at data.x",
+  ],
+];
+
+for (const [name, value, problem] of instanceRefusals) {
+  test(`richCodec refuses ${name}, naming its class and path`, () => {
+    assert.throws(() => richCodec.encode(value), {
+      name: "TypeError",
+      message: PICKLE_ENCODE + problem + CLASS_HINT,
+    });
+  });
+}
 
 test("richCodec accepts the same object twice when it is not a cycle", () => {
   const shared = new Map([[1, 2]]);
@@ -583,8 +731,6 @@ test("richCodec accepts the same object twice when it is not a cycle", () => {
     new Map([[1, 2]]),
   ]);
 });
-
-const PICKLE_ENCODE = 'Cannot encode job data with the "pickle" codec: ';
 
 const pickleRefusals: [string, unknown, string][] = [
   ["a function", { f: () => 1 }, "a function at data.f"],

@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { createPQ } from "../mod.ts";
+import { createReport } from "../src/report.ts";
 import { databaseUrl } from "./_db.ts";
 import { openTestPQ, since, sleep, type TestPQ } from "./_pq.ts";
 import { startProxy } from "./_proxy.ts";
@@ -115,5 +116,58 @@ describe("listener", () => {
       ["one", "two"],
     );
     assert.equal(results.filter((r) => r === null).length, 3);
+  });
+});
+
+describe("listener failures", () => {
+  let t: TestPQ;
+
+  before(async () => {
+    t = await openTestPQ("listener_errors");
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  test("a listener that cannot register tells onError, and getters still get jobs by polling", async () => {
+    // Without pq_wait, LISTEN wake-ups cannot work in this schema.
+    await t.sql`drop function ${t.sql(t.scratch.schema)}.pq_wait`;
+    const errors: Error[] = [];
+    const pq = createPQ(t.sql, {
+      schema: t.scratch.schema,
+      pollInterval: "200ms",
+      onError: (error) => void errors.push(error),
+    });
+    try {
+      const q = pq.queue("degraded");
+      const got = q.get({ timeout: "5s" });
+      await sleep(300);
+      await t.pq.queue("degraded").put("polled");
+      assert.equal((await got)?.data, "polled");
+      assert.ok(errors.length > 0, "onError heard of it");
+      const error = errors[0] as Error & { code?: string; cause?: unknown };
+      assert.equal(error.code, "BACKGROUND");
+      assert.equal((error.cause as { code?: string }).code, "42883");
+    } finally {
+      await pq.close();
+    }
+  });
+
+  test("without onError, a failure is warned on the console once a minute per message", () => {
+    const warned: unknown[][] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => void warned.push(args);
+    try {
+      const report = createReport();
+      report(new Error("listener down"));
+      report(new Error("listener down"));
+      report(new Error("poll failed"));
+      assert.deepEqual(warned.map((args) => args[0]), [
+        "pq: listener down",
+        "pq: poll failed",
+      ]);
+    } finally {
+      console.warn = warn;
+    }
   });
 });

@@ -159,6 +159,52 @@ describe("security", () => {
     assert.deepEqual(done, [id]);
   });
 
+  test("a role without privileges on the table cannot register waits on it", async () => {
+    const stranger = `pq_test_stranger_${crypto.randomUUID().slice(0, 8)}`;
+    const schema = owner.sql(owner.scratch.schema);
+    await owner.sql`create role ${owner.sql(stranger)} login password ${
+      owner.sql.unsafe(`'${password}'`)
+    }`;
+    const client = postgres(databaseUrl(), {
+      username: stranger,
+      password,
+      max: 1,
+      onnotice: () => {},
+    });
+    try {
+      // Usage on the schema only: it can call the function, nothing more.
+      await owner.sql`grant usage on schema ${schema} to ${
+        owner.sql(stranger)
+      }`;
+      const [{ relid }] = await owner
+        .sql`select ${`"${owner.scratch.schema}".queue`}::regclass::oid::int8 as relid`;
+      await assert.rejects(
+        client.unsafe(
+          `select "${owner.scratch.schema}".pq_wait($1::oid, $2::text[], 'x', 60000)`,
+          [relid, ["spy"]],
+        ),
+        { code: "42501" },
+      );
+      const after = await owner.sql`select count(*)::int as n
+        from ${schema}.pq_waiting where queue = 'spy'`;
+      assert.equal(after[0].n, 0, "no registration was made");
+      // The role with table privileges still registers (through SET ROLE too).
+      await owner.sql.begin(async (tx) => {
+        await tx`set local role ${tx(role)}`;
+        await tx.unsafe(
+          `select "${owner.scratch.schema}".pq_wait($1::oid, $2::text[], 'y', 0)`,
+          [relid, ["ok"]],
+        );
+      });
+    } finally {
+      await client.end();
+      await owner.sql`revoke all on schema ${schema} from ${
+        owner.sql(stranger)
+      }`;
+      await owner.sql`drop role ${owner.sql(stranger)}`;
+    }
+  });
+
   test("create() is refused with a permission error and creates nothing", async () => {
     // A new schema: the role may not create one in the database.
     const fresh = `pq_test_denied_${crypto.randomUUID().slice(0, 8)}`;

@@ -91,6 +91,30 @@ describe("transactions", () => {
     assert.equal(await q.size(), 0);
   });
 
+  test("size() counts a job an open transaction has taken, until it commits", async () => {
+    const q = fresh<string>();
+    await q.putMany([{ data: "first" }, { data: "second" }]);
+    await q.transaction(async (tq) => {
+      assert.equal((await tq.get())?.data, "first");
+      assert.equal(await q.size(), 2);
+    });
+    assert.equal(await q.size(), 1);
+  });
+
+  test("clear() waits for a transaction that holds a job of the queue", async () => {
+    const q = fresh<string>();
+    await q.putMany([{ data: "taken" }, { data: "left" }]);
+    let cleared: Promise<number> | undefined;
+    let settled = false;
+    await q.transaction(async (tq) => {
+      assert.equal((await tq.get())?.data, "taken");
+      cleared = q.clear().finally(() => settled = true);
+      await sleep(300);
+      assert.equal(settled, false);
+    });
+    assert.equal(await cleared, 1); // "left"; "taken" left with the commit
+  });
+
   test("a blocking get inside a transaction is woken by a put from outside", async () => {
     const q = fresh<string>();
     const start = performance.now();

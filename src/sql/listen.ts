@@ -43,8 +43,11 @@ export async function registerWaiting(
 export interface LaneQuery {
   /** The queue name. */
   queue: string;
-  /** Task jobs (for `work()`) rather than plain jobs (for `get()`). */
-  task: boolean;
+  /**
+   * For task jobs (`work()`): the tasks its workers take; null for plain
+   * jobs (`get()`).
+   */
+  tasks: readonly string[] | null;
   /** How many ready jobs are worth counting (the number of waiters). */
   cap: number;
 }
@@ -53,6 +56,8 @@ export interface LaneQuery {
  * Counts ready jobs (including scheduled ones that came due) for several
  * lanes in one statement, each count capped by its number of waiters: the
  * safety-net poll costs one query per interval however many getters wait.
+ * Task lanes count only the tasks their workers take, so that jobs of a task
+ * no worker here knows do not wake idle slots at every poll.
  */
 export async function countReady(
   db: Executor,
@@ -62,9 +67,10 @@ export async function countReady(
   const t = names.qualified;
   const rows = await db.unsafe(
     `select
-      case when l.task
+      case when l.tasks is not null
         then (select count(*) from (select 1 from ${t}
               where queue = l.queue and state = 'ready' and task is not null
+                and task = any(array(select json_array_elements_text(l.tasks)))
               limit l.cap) as x)
         else (select count(*) from (select 1 from ${t}
               where queue = l.queue and state = 'ready' and task is null
@@ -74,15 +80,12 @@ export async function countReady(
          where queue = l.queue and state = 'scheduled'
            and schedule_at <= statement_timestamp()
          limit l.cap) as y)
-    from unnest($1::text[], $2::bool[], $3::int4[]) with ordinality
-      as l(queue, task, cap, n)
+    from unnest($1::text[], $2::json[], $3::int4[]) with ordinality
+      as l(queue, tasks, cap, n)
     order by l.n`,
     [
       lanes.map((l) => l.queue),
-      // As text: postgres.js 3.4.9 types a JS array by its first element,
-      // so an array of booleans went as `bool` and failed the `bool[]` cast
-      // ("cannot cast type boolean to boolean[]"): every poll failed.
-      lanes.map((l) => String(l.task)),
+      lanes.map((l) => l.tasks && JSON.stringify(l.tasks)),
       lanes.map((l) => l.cap),
     ],
     { prepare: true },

@@ -12,26 +12,40 @@ import { epochMs, toDate } from "./take_jobs.ts";
 
 /**
  * Counts the ready jobs of a queue (plain and task jobs, and scheduled jobs
- * that came due). Three counts so each uses its partial index.
+ * that came due), or of one of its tasks. Three counts so each uses its
+ * partial index.
  */
 export async function countJobs(
   db: Executor,
   names: TableNames,
   queue: string,
+  task?: string,
 ): Promise<number> {
   const t = names.qualified;
-  const [row] = await db.unsafe(
-    `select
-      (select count(*) from ${t}
-        where queue = $1 and state = 'ready' and task is null)
-      + (select count(*) from ${t}
-        where queue = $1 and state = 'ready' and task is not null)
-      + (select count(*) from ${t}
-        where queue = $1 and state = 'scheduled'
-          and schedule_at <= statement_timestamp())`,
-    [queue],
-    { prepare: true },
-  ).values();
+  const [row] = task === undefined
+    ? await db.unsafe(
+      `select
+        (select count(*) from ${t}
+          where queue = $1 and state = 'ready' and task is null)
+        + (select count(*) from ${t}
+          where queue = $1 and state = 'ready' and task is not null)
+        + (select count(*) from ${t}
+          where queue = $1 and state = 'scheduled'
+            and schedule_at <= statement_timestamp())`,
+      [queue],
+      { prepare: true },
+    ).values()
+    : await db.unsafe(
+      `select
+        (select count(*) from ${t}
+          where queue = $1 and state = 'ready' and task is not null
+            and task = $2)
+        + (select count(*) from ${t}
+          where queue = $1 and state = 'scheduled'
+            and schedule_at <= statement_timestamp() and task = $2)`,
+      [queue, task],
+      { prepare: true },
+    ).values();
   return Number(row[0]);
 }
 

@@ -50,6 +50,29 @@ export function toDate(ms: number | null): Date | null {
 }
 
 /**
+ * The check that a statement runs inside the transaction a queue is bound to
+ * ($n: the binding's mark, see `binding.ts`). The binding marks the
+ * transaction with a transaction-local setting when it is made; the setting
+ * ends with the transaction, so a statement sent after it ended (on its own,
+ * or inside another transaction of the same connection) finds no mark.
+ */
+export function boundTransactionCheck(param: number): string {
+  return `(strpos(current_setting('pq.bound', true), \$${param}) > 0)`;
+}
+
+/** How a take statement is built. */
+export interface TakeShape {
+  /** Task jobs ($2: the task names to take) rather than plain jobs. */
+  task: boolean;
+  /** How many jobs at most (written into the text). */
+  limit: number;
+  /** Take even while scheduled jobs are due (after promoting them). */
+  ignoreDue: boolean;
+  /** Plain jobs for a queue bound to a transaction ($2: its mark). */
+  bound: boolean;
+}
+
+/**
  * Builds the take statement of one lane ($1 queue), taking up to `limit`
  * jobs; with `ignoreDue`, even while scheduled jobs are due.
  *
@@ -62,6 +85,12 @@ export function toDate(ms: number | null): Date | null {
  * ready index means a million jobs scheduled for tomorrow cost nothing to
  * skip.
  *
+ * A worker takes only the tasks it has registered (`task = any($2)`): during
+ * a rolling deploy, a worker of the old code must leave the jobs of a new
+ * task to the workers that know it, instead of failing them. Jobs of tasks
+ * nobody takes are skipped by a filter on the index scan (a few microseconds
+ * each), and stay ready.
+ *
  * The limit and `ignoreDue` are written into the text, not bound: with a
  * bound limit PostgreSQL kept planning the statement afresh on every call
  * (a custom plan each time), 430 µs a take against 340 µs with the literal
@@ -71,26 +100,25 @@ export function toDate(ms: number | null): Date | null {
  * Taking deletes the row: outside a transaction the job is gone for good in
  * this one statement; inside one, a rollback brings it back.
  */
-export function takeJobsSql(
-  names: TableNames,
-  task: boolean,
-  limit: number,
-  ignoreDue: boolean,
-): string {
+export function takeJobsSql(names: TableNames, shape: TakeShape): string {
   const t = names.qualified;
-  const dueCheck = ignoreDue
+  const dueCheck = shape.ignoreDue
     ? ""
     : "and coalesce((select at from due) > statement_timestamp(), true)";
+  const which = shape.task
+    ? "task is not null and task = any($2::text[])"
+    : "task is null";
+  const bound = shape.bound ? `and ${boundTransactionCheck(2)}` : "";
+  const check = shape.bound ? boundTransactionCheck(2) : "true";
   return `with due as (
       select min(schedule_at) as at from ${t}
       where queue = $1 and state = 'scheduled'
     ), taken as (
       delete from ${t} where id = any(array(
         select id from ${t}
-        where queue = $1 and state = 'ready'
-          and task is ${task ? "not " : ""}null ${dueCheck}
+        where queue = $1 and state = 'ready' and ${which} ${dueCheck} ${bound}
         order by expected_at, id
-        limit ${Math.trunc(limit)}
+        limit ${Math.trunc(shape.limit)}
         for update skip locked
       ))
       returning id, data, enqueued_at, schedule_at, expected_at, task, attempts
@@ -99,22 +127,47 @@ export function takeJobsSql(
       ${epochMs("t.schedule_at")}, ${epochMs("t.expected_at")}, t.task,
       t.attempts,
       extract(epoch from (select at from due) - clock_timestamp()) * 1000,
-      pg_backend_pid()
+      pg_backend_pid(), ${check}
     from (select) as one left join taken as t on true`;
 }
 
-/** Runs a take statement built by {@linkcode takeJobsSql}. */
+/** What a take statement found. */
+export interface TakeResult {
+  /** The jobs taken, best first. */
+  rows: TakenRow[];
+  /**
+   * Milliseconds until the earliest scheduled job of the queue comes due
+   * (negative or zero: it is due now), or null when none is scheduled.
+   */
+  dueInMs: number | null;
+  /** The server process that ran the statement (to end it if stuck). */
+  pid: number;
+  /** False when a bound queue's transaction had ended: nothing was taken. */
+  inTransaction: boolean;
+}
+
+/**
+ * Runs a take statement built by {@linkcode takeJobsSql}.
+ *
+ * @param second `$2`: the task names of a task lane, or the mark of the
+ * transaction a plain lane is bound to.
+ */
 export async function takeJobs(
   db: Executor,
   text: string,
   queue: string,
+  second?: readonly string[] | string | null,
 ): Promise<TakeResult> {
-  const rows = await db.unsafe(text, [queue], { prepare: true }).values();
-  const due = rows[0]?.[7];
+  const params = second === undefined ? [queue] : [queue, second];
+  const rows = await db.unsafe(text, params as never[], { prepare: true })
+    .values();
+  const first = rows[0];
+  const due = first?.[7];
   const result: TakeResult = {
     rows: [],
     dueInMs: due == null ? null : Number(due),
-    pid: rows[0]?.[8],
+    pid: first?.[8],
+    inTransaction: first?.[9] !== false,
   };
   for (const row of rows) {
     if (row[0] === null) continue;
@@ -140,24 +193,51 @@ function compareRows(a: TakenRow, b: TakenRow): number {
   return a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+/** How many due jobs a promotion made ready, by lane. */
+export interface Promoted {
+  plain: number;
+  task: number;
+}
+
 /**
  * Makes scheduled jobs that came due ready ($1 queue, $2 how many): the best
  * ones by the queue's order, skipping rows another promoter holds. The caller
  * takes right after, from the ready jobs and these, so the best due jobs
- * compete with the ready ones. Inside a caller's transaction, promote only
- * as many as will be taken: promoted rows stay locked until it ends.
+ * compete with the ready ones.
+ *
+ * Delete and insert rather than update: the insert trigger then announces
+ * the promoted jobs like new ones, so as many waiters wake as jobs came due,
+ * in every process (an update woke nobody, and several getters waited for
+ * the next poll; tests/wakeups_test.ts). The rows keep their ids.
+ *
+ * Always run outside the caller's transaction (see `take.ts`): promoted
+ * rows locked by a transaction that then took a better job stayed hidden
+ * from everyone until it ended.
  */
 export function promoteDueJobsSql(names: TableNames): string {
   const t = names.qualified;
-  return `update ${t} set state = 'ready'
-    where id = any(array(
+  return `with due as (
       select id from ${t}
       where queue = $1 and state = 'scheduled'
         and schedule_at <= statement_timestamp()
       order by expected_at, id
       limit $2
       for update skip locked
-    ))`;
+    ), moved as (
+      delete from ${t} where id in (select id from due)
+      returning id, queue, task, data, attempts, enqueued_at, schedule_at,
+        expected_at, error
+    ), ready as (
+      insert into ${t} (id, queue, task, data, attempts, enqueued_at,
+        schedule_at, expected_at, error, state)
+      select id, queue, task, data, attempts, enqueued_at, schedule_at,
+        expected_at, error, 'ready'
+      from moved
+      returning task
+    )
+    select count(*) filter (where task is null)::int4,
+      count(*) filter (where task is not null)::int4
+    from ready`;
 }
 
 /** Runs the statement built by {@linkcode promoteDueJobsSql}. */
@@ -166,6 +246,8 @@ export async function promoteDueJobs(
   text: string,
   queue: string,
   limit: number,
-): Promise<void> {
-  await db.unsafe(text, [queue, limit], { prepare: true });
+): Promise<Promoted> {
+  const [row] = await db.unsafe(text, [queue, limit], { prepare: true })
+    .values();
+  return { plain: row[0], task: row[1] };
 }
