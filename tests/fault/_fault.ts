@@ -35,10 +35,13 @@ export async function createEffects(
   schema: string,
 ): Promise<void> {
   // No unique key on purpose: a duplicate must show up, not fail a worker.
+  // `arg` is the job's argument when it is a number: a name for the job that
+  // survives a failover, where job ids can be handed out again.
   await sql`create table ${sql(schema)}.effects (
     job_id bigint not null,
     attempt int,
     pid int,
+    arg bigint,
     written_at timestamptz not null default clock_timestamp()
   )`;
 }
@@ -129,6 +132,8 @@ export interface WorkerSettings {
   concurrency?: number;
   handlerMs?: number;
   grace?: string;
+  /** Print "OK <arg>" for each job whose batch committed. */
+  report?: boolean;
 }
 
 /** Starts tests/fixtures/fault_worker.ts on the current runtime. */
@@ -144,6 +149,7 @@ export function startWorker(
     PQ_FAULT_CONCURRENCY: String(settings.concurrency ?? 4),
     PQ_FAULT_HANDLER_MS: String(settings.handlerMs ?? 0),
     PQ_FAULT_GRACE: settings.grace ?? "5s",
+    PQ_FAULT_REPORT: settings.report ? "1" : "",
   });
 }
 
