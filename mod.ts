@@ -44,6 +44,8 @@ export type {
   PQOptions,
   PutOptions,
   QueueOptions,
+  ScheduleInfo,
+  ScheduleOptions,
   SizeOptions,
   TaskOptions,
   WaitForOptions,

@@ -29,12 +29,16 @@ import { putGet } from "./workloads/put_get.ts";
 import { putMany } from "./workloads/put_many.ts";
 import { putOne } from "./workloads/put_one.ts";
 import { work } from "./workloads/work.ts";
+import { workLease } from "./workloads/work_lease.ts";
+import { putKeyed } from "./workloads/put_keyed.ts";
 
 const WORKLOADS: Workload[] = [
   putOne,
+  putKeyed,
   putConcurrent,
   putMany,
   work,
+  workLease,
   latency,
   getLoop,
   putGet,

@@ -6,7 +6,7 @@
  * into ESM `.js` with `.d.ts` beside them (the same "no slow types" check as
  * `deno publish`). This script unpacks that into `dist/npm/` and writes the
  * package.json npm users need: `postgres` as a peer dependency (pq uses the
- * caller's client), `type: module`, `exports` with types, `engines`. With
+ * caller's client), `croner` as an optional one (schedules only), `type: module`, `exports` with types, `engines`. With
  * `--pack` it then runs `npm pack`, leaving `dist/<name>-<version>.tgz`, and
  * prints that path as its last line.
  *
@@ -139,7 +139,10 @@ function main(args: string[]): void {
     engines: { node: ">=20" },
     peerDependencies: {
       postgres: npmRange(deno.imports?.postgres, "postgres"),
+      // Only for schedules, loaded when one is used (src/cron.ts).
+      croner: npmRange(deno.imports?.croner, "croner"),
     },
+    peerDependenciesMeta: { croner: { optional: true } },
     keywords: ["postgres", "postgresql", "queue", "job queue", "worker"],
   };
   writeFileSync(

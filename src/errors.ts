@@ -32,6 +32,8 @@
  * - `LEASE_EXPIRED`: stored on a lease job that was taken again because its
  *   worker died or stopped, and on the failed job once that used up its
  *   attempts.
+ * - `MISSING_DEPENDENCY`: a feature needs an optional package that is not
+ *   installed (schedules need `croner`).
  * - `BACKGROUND`: a failure of pq's background work (listening, polling,
  *   vacuum), reported to `onError`; the `cause` is the driver's error.
  *
@@ -57,6 +59,7 @@ export type PQErrorCode =
   | "CANCELLED"
   | "LEASE_LOST"
   | "LEASE_EXPIRED"
+  | "MISSING_DEPENDENCY"
   | "BACKGROUND";
 
 /**

@@ -62,6 +62,7 @@ export function toJobInfo(row: JobRow, codec: Codec): JobInfo {
     id: row.id,
     queue: row.queue,
     task: row.task,
+    key: row.key,
     state: stateOf(row),
     data: decode(row.data),
     rawData: row.data,

@@ -46,7 +46,9 @@ const CONNECT_STATEMENTS_MS = 5_000;
  * `waitFor()` started watching a job (`watch`).
  */
 export interface JobMessage {
-  kind: "cancel" | "done" | "watch";
+  /** `schedule`: the schedules of the queue `id` changed. */
+  kind: "cancel" | "done" | "watch" | "schedule";
+  /** The job's id (the queue's name for `schedule`). */
   id: string;
   /** For `done`: `completed`, `failed` or `cancelled`. */
   state?: string;
@@ -314,13 +316,20 @@ export class Listener {
     task?.wake(Number(payload.slice(a + 1, b)) + scheduled);
   }
 
-  /** "cancel <id>", "done <id> <state>" or "watch <id>". */
+  /** "cancel <id>", "done <id> <state>", "watch <id>", "schedule <queue>". */
   #onJobMessage(payload: string): void {
-    const [kind, id, state] = payload.split(" ");
-    if (kind !== "cancel" && kind !== "done" && kind !== "watch") return;
+    const space = payload.indexOf(" ");
+    const kind = payload.slice(0, space);
+    let message: JobMessage;
+    if (kind === "schedule") {
+      message = { kind, id: payload.slice(space + 1) };
+    } else if (kind === "cancel" || kind === "done" || kind === "watch") {
+      const [, id, state] = payload.split(" ");
+      message = { kind, id, state };
+    } else return;
     for (const handler of this.#subscribers) {
       try {
-        handler({ kind, id, state });
+        handler(message);
       } catch {
         // A subscriber's failure is its own.
       }

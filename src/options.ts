@@ -33,6 +33,25 @@ export interface PutOptions {
    * A Date, milliseconds from now, or a duration such as `"5m"`.
    */
   expectedAt?: TimeInput;
+  /**
+   * A unique key in the queue (any non-empty string, like a queue name).
+   * While a job with this key waits (ready or scheduled, not started), a put
+   * with the same key creates nothing and returns that job's id; once it
+   * runs, a put makes a new job. Exact under any concurrency, and a put
+   * never waits for a running job.
+   */
+  key?: string;
+  /**
+   * With `key`: `"keep"` (default) the waiting job as it is, or `"replace"`
+   * its data and times with the new ones, keeping its id (debounce).
+   */
+  onDuplicate?: "keep" | "replace";
+  /**
+   * With `key`: at most one job per key per period (periods aligned to the
+   * epoch), whether or not the first has run; a put in the same period
+   * returns that job's id.
+   */
+  throttle?: DurationInput;
 }
 
 /**
@@ -374,6 +393,8 @@ export interface JobInfo {
   queue: string;
   /** The task's name; null for a plain job (from `put()`). */
   task: string | null;
+  /** Its unique key, if it was put with one. */
+  key: string | null;
   /** Where it is in its life. */
   state: JobState;
   /** The data, decoded; undefined if the codec cannot decode it. */
@@ -417,4 +438,64 @@ export interface WaitForOptions {
   timeout?: DurationInput;
   /** Stops the wait; `waitFor()` then rejects with `signal.reason`. */
   signal?: AbortSignal;
+}
+
+/**
+ * Options of `Queue.schedule`.
+ *
+ * @example Every night at three in Oslo, catching up on the last day
+ * ```ts
+ * import type { ScheduleOptions } from "@pq/pq";
+ *
+ * const options: ScheduleOptions = {
+ *   args: { team: "a" },
+ *   timezone: "Europe/Oslo",
+ *   backfill: "1d",
+ * };
+ * ```
+ */
+export interface ScheduleOptions {
+  /** The task's argument for every tick (default `{}`). */
+  args?: unknown;
+  /** The time zone the cron expression is read in (default UTC). */
+  timezone?: string;
+  /**
+   * When ticks were missed (no worker ran), enqueue every tick of this last
+   * window, oldest first, at most 1,000; by default only the latest.
+   */
+  backfill?: DurationInput;
+  /** Store it paused (default: as it is, or running for a new one). */
+  paused?: boolean;
+}
+
+/**
+ * A schedule as `Queue.schedules` lists it.
+ *
+ * @example When does each run next
+ * ```ts
+ * import type { ScheduleInfo } from "@pq/pq";
+ *
+ * const line = (s: ScheduleInfo) =>
+ *   `${s.name} (${s.cron}): next ${s.paused ? "paused" : s.nextAt.toISOString()}`;
+ * ```
+ */
+export interface ScheduleInfo {
+  /** Its name, unique per queue. */
+  name: string;
+  /** The cron expression. */
+  cron: string;
+  /** Its time zone; null: UTC. */
+  timezone: string | null;
+  /** The task each tick enqueues. */
+  task: string;
+  /** The task's argument, decoded. */
+  args: unknown;
+  /** The backfill window in ms; null: only the latest missed tick. */
+  backfillMs: number | null;
+  /** Its next tick. */
+  nextAt: Date;
+  /** Its last enqueued tick. */
+  lastAt: Date | null;
+  /** Paused schedules enqueue nothing. */
+  paused: boolean;
 }

@@ -21,7 +21,13 @@ import { cancelTaken, failedJobOf, readOrPark, recordOf } from "./job_data.ts";
 import { checkJobId, toJobInfo, waitForJob } from "./job_info.ts";
 import { cancelJob, readJob } from "./sql/job_state.ts";
 import { checkName } from "./names.ts";
-import { encodeJobs, PUT_OPTIONS, readTimes, withAction } from "./new_jobs.ts";
+import {
+  encodeJobs,
+  PUT_OPTIONS,
+  readBatch,
+  readPut,
+  withAction,
+} from "./new_jobs.ts";
 import { checkBoolean, checkOptions, checkSignal } from "./check_options.ts";
 import type {
   FailedJob,
@@ -31,6 +37,8 @@ import type {
   JobInfo,
   JobInput,
   PutOptions,
+  ScheduleInfo,
+  ScheduleOptions,
   SizeOptions,
   TaskOptions,
   WaitForOptions,
@@ -44,6 +52,13 @@ import {
   retryFailedJob,
 } from "./sql/manage_jobs.ts";
 import { takeWaiting } from "./take.ts";
+import {
+  readSchedules,
+  removeSchedule,
+  saveSchedule,
+  type ScheduleTarget,
+  setSchedulePaused,
+} from "./schedules.ts";
 import { registerTask, type Task, type TaskHandler } from "./tasks.ts";
 import type { JobFor, RunningJob } from "./task_job.ts";
 import type { Executor, TransactionSql } from "./types.ts";
@@ -213,7 +228,7 @@ export class Queue<T = unknown, I = T> {
     items: readonly JobInput<I>[],
     options?: PutOptions,
   ): Promise<string[]> {
-    const shared = readTimes(options, PUT_OPTIONS, "put jobs");
+    const shared = readBatch(options, "put jobs");
     const jobs = encodeJobs(this.codec, items, "data", shared, "put jobs");
     const schema = this.#schema;
     if (schema) {
@@ -994,10 +1009,197 @@ export class Queue<T = unknown, I = T> {
     );
   }
 
+  /**
+   * Creates or updates a recurring schedule: every tick of `cron` enqueues
+   * one job of `task`, exactly once however many workers run. Stored in the
+   * database: it survives restarts, and any process may change, list or
+   * remove it at runtime. Safe to call at every start of every process: an
+   * unchanged schedule keeps its next tick; a changed cron, time zone, task,
+   * argument or backfill replaces the old one from the next tick. Running
+   * `work()`s of the queue enqueue the ticks (within a second of their
+   * time); `work({ burst: true })` enqueues the due ones first.
+   *
+   * Needs the optional package `croner` (cron expressions: 5 fields, or 6
+   * with seconds first; month and day names; ranges, steps, lists;
+   * `@hourly`-style nicknames; time zones with daylight saving time).
+   *
+   * @param name The schedule's name, unique per queue.
+   * @param cron The cron expression, such as `"0 3 * * *"`.
+   * @param task The task (from `queue.task()`) or its name.
+   * @param options `args`, `timezone`, `backfill`, `paused`.
+   * @returns Once stored.
+   * @throws {TypeError} If the expression, time zone, task or an option is
+   * invalid; nothing is stored then.
+   *
+   * @example A report every night at three
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("schedule-example");
+   * const report = queue.task("report", (args: { team: string }) => {});
+   * await queue.schedule("nightly", "0 3 * * *", report, {
+   *   args: { team: "a" },
+   *   timezone: "Europe/Oslo",
+   * });
+   * const [nightly] = await queue.schedules();
+   * assert.equal(nightly.cron, "0 3 * * *");
+   * assert.ok(nightly.nextAt > new Date());
+   * assert.equal(await queue.unschedule("nightly"), true);
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async schedule<A>(
+    name: string,
+    cron: string,
+    task: Task<A> | string,
+    options?: ScheduleOptions,
+  ): Promise<void> {
+    this.#checkOpen("schedule");
+    await this.#binding?.check("schedule");
+    await saveSchedule(
+      this.#scheduleTarget(),
+      name,
+      cron,
+      task as Task<unknown>,
+      options,
+    );
+  }
+
+  /**
+   * Lists the queue's schedules, by name.
+   *
+   * @returns Each schedule's cron, time zone, task, argument, next and last
+   * tick, and whether it is paused.
+   *
+   * @example
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("schedules-example");
+   * await queue.schedule("ping", "*\/5 * * * * *", "ping");
+   * const [ping] = await queue.schedules();
+   * assert.equal(ping.task, "ping");
+   * await queue.unschedule("ping");
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async schedules(): Promise<ScheduleInfo[]> {
+    this.#checkOpen("list schedules");
+    await this.#binding?.check("list schedules");
+    return await readSchedules(this.#scheduleTarget());
+  }
+
+  /**
+   * Removes a schedule; jobs it already enqueued stay.
+   *
+   * @param name The schedule's name.
+   * @returns True if it existed.
+   *
+   * @example
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("unschedule-example");
+   * assert.equal(await queue.unschedule("never-made"), false);
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async unschedule(name: string): Promise<boolean> {
+    this.#checkOpen("unschedule");
+    await this.#binding?.check("unschedule");
+    return await removeSchedule(this.#scheduleTarget(), name);
+  }
+
+  /**
+   * Pauses a schedule: it enqueues nothing until resumed.
+   *
+   * @param name The schedule's name.
+   * @returns True if it exists.
+   *
+   * @example
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("pause-schedule-example");
+   * await queue.schedule("hourly", "@hourly", "tidy");
+   * assert.equal(await queue.pauseSchedule("hourly"), true);
+   * assert.equal((await queue.schedules())[0].paused, true);
+   * assert.equal(await queue.resumeSchedule("hourly"), true);
+   * await queue.unschedule("hourly");
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async pauseSchedule(name: string): Promise<boolean> {
+    this.#checkOpen("pause schedule");
+    await this.#binding?.check("pause schedule");
+    return await setSchedulePaused(this.#scheduleTarget(), name, true);
+  }
+
+  /**
+   * Resumes a paused schedule from its next tick (the ticks of the pause
+   * are not enqueued).
+   *
+   * @param name The schedule's name.
+   * @returns True if it exists.
+   *
+   * @example
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("resume-schedule-example");
+   * assert.equal(await queue.resumeSchedule("nope"), false);
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async resumeSchedule(name: string): Promise<boolean> {
+    this.#checkOpen("resume schedule");
+    await this.#binding?.check("resume schedule");
+    return await setSchedulePaused(this.#scheduleTarget(), name, false);
+  }
+
+  #scheduleTarget(): ScheduleTarget {
+    return {
+      core: this.#core,
+      db: this.#db,
+      queue: this.name,
+      codec: this.codec,
+    };
+  }
+
   /** Encodes one job and reads its options; nothing is written yet. */
   #newJob(data: I, options: PutOptions | undefined, action: string): NewJob {
-    const times = readTimes(options, PUT_OPTIONS, action);
-    return { data: this.codec.encode(data), ...times };
+    const own = readPut(options, PUT_OPTIONS, action);
+    return { data: this.codec.encode(data), ...own };
   }
 
   /** Reads the options of a get. */

@@ -30,9 +30,11 @@ import { PQError } from "./errors.ts";
 import { sharedV1 } from "./migrations/shared_v1.ts";
 import { sharedV2 } from "./migrations/shared_v2.ts";
 import { sharedV3 } from "./migrations/shared_v3.ts";
+import { sharedV4 } from "./migrations/shared_v4.ts";
 import { tableV1 } from "./migrations/table_v1.ts";
 import { tableV2 } from "./migrations/table_v2.ts";
 import { tableV3 } from "./migrations/table_v3.ts";
+import { tableV4 } from "./migrations/table_v4.ts";
 import { quoteIdent, quoteLiteral } from "./names.ts";
 import type { Executor, Sql } from "./types.ts";
 
@@ -66,6 +68,12 @@ export interface TableNames {
   signals: string;
   /** The schema's `pq_meta` table: maintenance duties. */
   meta: string;
+  /** The schema's `pq_keys` table: the jobs that hold unique keys. */
+  keys: string;
+  /** The schema's `pq_schedules` table: cron schedules. */
+  schedules: string;
+  /** The table's `put_keyed` function (see `migrations/table_v4.ts`). */
+  putKeyedFunction: string;
   /** The table as an SQL literal cast to its oid, for side-table keys. */
   relid: string;
   /** The table's indexes and constraints, by their stable names. */
@@ -73,9 +81,9 @@ export interface TableNames {
 }
 
 /** The steps of the job table; step n brings version n - 1 to n. */
-const TABLE_STEPS = [tableV1, tableV2, tableV3];
+const TABLE_STEPS = [tableV1, tableV2, tableV3, tableV4];
 /** The steps of the schema's shared objects. */
-const SHARED_STEPS = [sharedV1, sharedV2, sharedV3];
+const SHARED_STEPS = [sharedV1, sharedV2, sharedV3, sharedV4];
 
 /** The version of the table this pq creates. */
 export const TABLE_VERSION: number = TABLE_STEPS.length;
@@ -101,6 +109,9 @@ export function tableNames(
     notifyFunction: `${prefix}pq_notify`,
     signals: `${prefix}pq_signals`,
     meta: `${prefix}pq_meta`,
+    keys: `${prefix}pq_keys`,
+    schedules: `${prefix}pq_schedules`,
+    putKeyedFunction: `${prefix}${quoteIdent(objectName(table, "put_keyed"))}`,
     relid: `${quoteLiteral(`${prefix}${quoteIdent(table)}`)}::regclass::oid`,
     objects: {
       primaryKey: name("pkey"),

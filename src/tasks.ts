@@ -17,7 +17,15 @@ import { assertOpen, PQError } from "./errors.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { checkName } from "./names.ts";
 import { checkOptions } from "./check_options.ts";
-import { encodeJobs, readTimes, withAction } from "./new_jobs.ts";
+import {
+  encodeJobs,
+  PUT_OPTIONS,
+  readBatch,
+  readPut,
+  readTimes,
+  TIME_OPTIONS,
+  withAction,
+} from "./new_jobs.ts";
 import type { PutOptions, TaskOptions } from "./options.ts";
 import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
 import type { RunningJob, TaskJob } from "./task_job.ts";
@@ -122,7 +130,7 @@ const TASK_OPTIONS = [
   "schema",
   "lease",
 ] as const;
-const CALL_OPTIONS = ["scheduleAt", "expectedAt"] as const;
+
 /** The longest exponential backoff: one day. */
 const MAX_BACKOFF_MS = 86_400_000;
 
@@ -189,7 +197,7 @@ export function registerTask<A>(
     // time of each enqueuing statement.
     defaults = readTimes(
       { scheduleAt: o.scheduleAt, expectedAt: o.expectedAt },
-      CALL_OPTIONS,
+      TIME_OPTIONS,
       action,
     );
   } catch (error) {
@@ -221,17 +229,11 @@ function enqueuer<A>(
   const statements = binding
     ? core.statements.insertBound
     : core.statements.insert;
-  const times = (options: PutOptions | undefined, action: string) => {
-    const own = readTimes(options, CALL_OPTIONS, action);
-    return {
-      scheduleAt: own.scheduleAt ?? defaults.scheduleAt,
-      expectedAt: own.expectedAt ?? defaults.expectedAt,
-    };
-  };
   const action = `enqueue task ${describe(name)}`;
   const task = async (args: A, options?: PutOptions): Promise<string> => {
+    const own = readPut(options, PUT_OPTIONS, action, defaults);
     if (schema) await validateInput(schema, args, action);
-    const job = { data: codec.encode(args), ...times(options, action) };
+    const job = { data: codec.encode(args), ...own };
     assertOpen(core, action);
     binding?.assertOpen(action);
     const id = await insertJob(
@@ -249,11 +251,16 @@ function enqueuer<A>(
     items: readonly TaskInput<A>[],
     options?: PutOptions,
   ): Promise<string[]> => {
+    const shared = readBatch(options, action);
     const jobs = encodeJobs(
       codec,
       items,
       "args",
-      times(options, action),
+      {
+        scheduleAt: shared.scheduleAt ?? defaults.scheduleAt,
+        expectedAt: shared.expectedAt ?? defaults.expectedAt,
+        unique: shared.unique,
+      },
       action,
     );
     if (schema) {

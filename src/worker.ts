@@ -56,6 +56,7 @@ import {
   type WorkStats,
 } from "./work_options.ts";
 import { StopControl } from "./worker_stop.ts";
+import { Scheduler } from "./scheduler.ts";
 import { WatchRelay } from "./watch_relay.ts";
 
 /** Handlers of a batch should together take about this long at most. */
@@ -144,7 +145,11 @@ export class Worker implements RunningWorker {
 
   /** The connections the slots may hold at once. */
   get connections(): number {
-    return this.#settings.concurrency;
+    // Lease slots hold a connection only for a statement at a time; only
+    // transaction-mode batches keep one for as long as their jobs run.
+    return this.#taskLanes().transaction.length > 0
+      ? this.#settings.concurrency
+      : 0;
   }
 
   /** Settles when every slot stopped. */
@@ -169,12 +174,23 @@ export class Worker implements RunningWorker {
     const onAbort = () => this.stop();
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#core.workers.add(this);
+    const scheduler = new Scheduler(this.#core, this.#queue);
     const unsubscribe = this.#core.listener.subscribe((message) => {
       if (message.kind === "cancel") this.#cancel(message.id);
       else if (message.kind === "watch") this.#watches.onWatch(message.id);
+      else if (message.kind === "schedule" && message.id === this.#queue) {
+        scheduler.poke();
+      }
     });
     const pollStop = new AbortController();
     const polling = this.#pollCancels(pollStop.signal);
+    // Serverless cron triggers: a burst enqueues the due ticks first.
+    const scheduling = this.#settings.burst
+      ? scheduler.enqueueDue().catch((error) =>
+        this.#core.report(backgroundError("Enqueuing scheduled jobs", error))
+      )
+      : scheduler.run(pollStop.signal);
+    if (this.#settings.burst) await scheduling;
     try {
       const slots = Array.from({ length: concurrency }, () => this.#slot());
       this.#done = Promise.allSettled(slots);
@@ -182,6 +198,7 @@ export class Worker implements RunningWorker {
     } finally {
       pollStop.abort();
       await polling;
+      await scheduling;
       unsubscribe();
       this.#keeper.close();
       this.#core.workers.delete(this);
@@ -193,17 +210,22 @@ export class Worker implements RunningWorker {
   }
 
   /**
-   * Each slot holds a connection during its batch: more slots than the pool
-   * has connections can never all run, and exactly as many leave none for
-   * handlers that query the client instead of `job.tx` (they would wait
-   * forever for a connection).
+   * Each transaction-mode slot holds a connection during its batch: more
+   * slots than the pool has connections can never all run, and exactly as
+   * many leave none for handlers that query the client instead of `job.tx`
+   * (they would wait forever for a connection). Lease-mode slots need none
+   * of their own.
    */
   #checkPool(): void {
     const max = this.#core.sql.options.max;
     if (typeof max !== "number") return;
+    const mine = this.connections;
+    if (mine === 0) return;
     let others = 0;
-    for (const worker of this.#core.workers) others += worker.connections;
-    const needed = others + this.#settings.concurrency;
+    for (const worker of this.#core.workers) {
+      if (worker !== this) others += worker.connections;
+    }
+    const needed = others + mine;
     const also = others > 0
       ? ` (with the ${others} of the other workers of this PQ)`
       : "";

@@ -424,7 +424,7 @@ describe("bad input", () => {
       await rejectsClear(
         () => q.put(1, { schedule_at: "5m" } as never),
         TypeError,
-        /^Cannot put job: unknown option 'schedule_at' \(known: scheduleAt, expectedAt\)$/,
+        /^Cannot put job: unknown option 'schedule_at' \(known: scheduleAt, expectedAt, key, onDuplicate, throttle\)$/,
       );
       await rejectsClear(
         () => q.put(1, "5m" as never),
@@ -1001,6 +1001,7 @@ describe("bad input", () => {
       "max_attempts",
       "progress",
       "result",
+      "key",
     ]);
     const [objects] = await t.sql`select
       (select count(*)::int from pg_indexes

@@ -16,14 +16,30 @@ import { boundTransactionCheck } from "./take_jobs.ts";
 /** A resolved time: absolute, or a delay from the statement's time. */
 export type When = { at: Date } | { delayMs: number } | undefined;
 
-/** A job to insert, its data already encoded. */
-export interface NewJob {
-  /** The encoded data (JSON text). */
-  data: string;
+/** A unique key of a put (see `migrations/table_v4.ts`). */
+export interface UniqueKey {
+  /** The key, unique per queue among waiting jobs. */
+  key: string;
+  /** Replace a waiting job's data and times (else keep it). */
+  replace: boolean;
+  /** One job per key per period of this many ms, whatever its state. */
+  throttleMs: number | null;
+}
+
+/** A job's times and unique key. */
+export interface NewJobOptions {
   /** When it may be taken; undefined: at once. */
   scheduleAt?: When;
   /** Its priority: earlier goes first; undefined: after those with one. */
   expectedAt?: When;
+  /** Its unique key, if it has one. */
+  unique?: UniqueKey | null;
+}
+
+/** A job to insert, its data already encoded. */
+export interface NewJob extends NewJobOptions {
+  /** The encoded data (JSON text). */
+  data: string;
 }
 
 /**
@@ -89,6 +105,27 @@ export function insertReadyJobsSql(names: TableNames, bound = false): string {
     returning id::text`;
 }
 
+/**
+ * Builds the put of jobs with unique keys (and any others of the same
+ * batch): a call of the table's `put_keyed` function, with arrays ($1
+ * queue, $2 task, $3 keys, $4 data, $5/$6 schedule at/in, $7/$8 expected
+ * at/in, $9 replace, $10 throttle ms; bound: $11). One statement, like an
+ * unkeyed put; the ids come back in input order.
+ */
+export function insertKeyedSql(names: TableNames, bound = false): string {
+  const call = `${names.putKeyedFunction}($1::text, $2::text,
+      $3::text::text[], $4::text::text[], $5::text::timestamptz[],
+      $6::text::float8[], $7::text::timestamptz[], $8::text::float8[],
+      $9::text::bool[], $10::text::float8[])`;
+  // Bound: the check runs first, and the function only if it passes.
+  return bound
+    ? `select p.id::text from (select ${boundTransactionCheck(11)} as ok)
+        as c cross join lateral ${call} with ordinality as p(id, n)
+      where c.ok order by p.n`
+    : `select p.id::text from ${call} with ordinality as p(id, n)
+      order by p.n`;
+}
+
 /** The statements that insert jobs, for a client or for a bound queue. */
 export interface InsertStatements {
   /** {@linkcode insertJobSql}. */
@@ -97,6 +134,8 @@ export interface InsertStatements {
   timed: string;
   /** {@linkcode insertReadyJobsSql}. */
   ready: string;
+  /** {@linkcode insertKeyedSql}. */
+  keyed: string;
 }
 
 /** Builds the insert statements of a table. */
@@ -108,6 +147,7 @@ export function insertStatements(
     one: insertJobSql(names, bound),
     timed: insertJobsSql(names, bound),
     ready: insertReadyJobsSql(names, bound),
+    keyed: insertKeyedSql(names, bound),
   };
 }
 
@@ -144,6 +184,10 @@ export async function insertJob(
   job: NewJob,
   bound?: BoundCheck,
 ): Promise<string | null> {
+  if (job.unique) {
+    const ids = await insertJobs(db, statements, queue, task, [job], bound);
+    return ids?.[0] ?? null;
+  }
   const params: unknown[] = [
     queue,
     task,
@@ -176,6 +220,9 @@ export async function insertJobs(
   bound?: BoundCheck,
 ): Promise<string[] | null> {
   if (jobs.length === 0) return [];
+  if (jobs.some((j) => j.unique)) {
+    return await insertKeyed(db, statements.keyed, queue, task, jobs, bound);
+  }
   const data = arrayLiteral(jobs.map((j) => j.data));
   const params: unknown[] = jobs.every((j) => !j.scheduleAt && !j.expectedAt)
     ? [queue, task, data]
@@ -198,4 +245,32 @@ export async function insertJobs(
   const ids = rows.map((row) => row[0] as string);
   ids.sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
   return ids;
+}
+
+/** Puts jobs through `put_keyed` (see {@linkcode insertKeyedSql}). */
+async function insertKeyed(
+  db: Executor,
+  text: string,
+  queue: string,
+  task: string | null,
+  jobs: NewJob[],
+  bound?: BoundCheck,
+): Promise<string[] | null> {
+  const params: unknown[] = [
+    queue,
+    task,
+    arrayLiteral(jobs.map((j) => j.unique?.key ?? null)),
+    arrayLiteral(jobs.map((j) => j.data)),
+    arrayLiteral(jobs.map((j) => isoText(at(j.scheduleAt)))),
+    arrayLiteral(jobs.map((j) => delay(j.scheduleAt))),
+    arrayLiteral(jobs.map((j) => isoText(at(j.expectedAt)))),
+    arrayLiteral(jobs.map((j) => delay(j.expectedAt))),
+    arrayLiteral(jobs.map((j) => j.unique?.replace ?? false)),
+    arrayLiteral(jobs.map((j) => j.unique?.throttleMs ?? null)),
+  ];
+  if (bound) params.push(bound.mark);
+  const rows = await db.unsafe(text, params as never[], { prepare: true })
+    .values();
+  if (bound && rows.length === 0) return null;
+  return rows.map((row) => row[0] as string);
 }

@@ -21,6 +21,7 @@ export interface JobRow {
   id: string;
   queue: string;
   task: string | null;
+  key: string | null;
   /** The stored state; see `running`. */
   state: string;
   data: string;
@@ -44,7 +45,7 @@ function jobColumns(): string {
     j.max_attempts, j.progress::text, j.result::text, j.error::text,
     ${epochMs("j.enqueued_at")}, ${epochMs("j.schedule_at")},
     ${epochMs("j.expected_at")}, ${epochMs("j.started_at")},
-    ${epochMs("j.finished_at")}, not exists (select 1 from free)`;
+    ${epochMs("j.finished_at")}, not exists (select 1 from free), j.key`;
 }
 
 function toJobRow(row: unknown[]): JobRow {
@@ -65,6 +66,7 @@ function toJobRow(row: unknown[]): JobRow {
     startedAt: toDate(row[13] as number | null),
     finishedAt: toDate(row[14] as number | null),
     locked: row[15] as boolean,
+    key: row[16] as string | null,
   };
 }
 
