@@ -75,8 +75,10 @@ export class WatchRelay {
       return;
     }
     for (const [other, at] of this.#early) {
-      if (now - at >= RECENT_MS) this.#early.delete(other);
+      if (now - at < RECENT_MS) break;
+      this.#early.delete(other);
     }
+    this.#early.delete(id);
     this.#early.set(id, now);
   }
 
@@ -89,14 +91,18 @@ export class WatchRelay {
     ended: ReadonlyMap<string, string>,
   ): void {
     const now = performance.now();
+    // Oldest first (a Map keeps insertion order): stop at the first fresh
+    // one, so a busy worker pays for what expired, not for all it keeps.
     for (const [id, recent] of this.#recent) {
-      if (now - recent.at >= RECENT_MS) this.#recent.delete(id);
+      if (now - recent.at < RECENT_MS) break;
+      this.#recent.delete(id);
     }
     for (const id of ids) {
       const job = this.#inFlight.get(id);
       this.#inFlight.delete(id);
       const state = ended.get(id);
       if (state === undefined) continue;
+      this.#recent.delete(id); // re-inserted last, in time order
       this.#recent.set(id, { state, at: now });
       if (job?.watched && !job.told) this.#send(id, state);
     }
