@@ -48,9 +48,11 @@ export type {
   ScheduleOptions,
   SizeOptions,
   TaskOptions,
+  TaskPutOptions,
   WaitForOptions,
 } from "./src/options.ts";
 export type { Task, TaskHandler, TaskInput } from "./src/tasks.ts";
+export type { RateLimit } from "./src/limits.ts";
 export { Snooze } from "./src/task_job.ts";
 export type { JobFor, LeaseJob, RunningJob, TaskJob } from "./src/task_job.ts";
 export type {

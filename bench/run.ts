@@ -31,6 +31,7 @@ import { putOne } from "./workloads/put_one.ts";
 import { work } from "./workloads/work.ts";
 import { workLease } from "./workloads/work_lease.ts";
 import { putKeyed } from "./workloads/put_keyed.ts";
+import { workGroups } from "./workloads/work_groups.ts";
 
 const WORKLOADS: Workload[] = [
   putOne,
@@ -39,6 +40,7 @@ const WORKLOADS: Workload[] = [
   putMany,
   work,
   workLease,
+  workGroups,
   latency,
   getLoop,
   putGet,

@@ -13,6 +13,7 @@ import type { Report } from "./report.ts";
 import type { TableNames } from "./schema.ts";
 import { type InsertStatements, insertStatements } from "./sql/insert_jobs.ts";
 import { claimJobsSql } from "./sql/lease_jobs.ts";
+import { takeLimitedSql } from "./sql/take_limited.ts";
 import {
   promoteDueJobsSql,
   takeJobsSql,
@@ -33,6 +34,8 @@ export interface Statements {
   take(shape: TakeShape): string;
   /** The lease claim for a limit (see `claimJobsSql`). */
   claim(limit: number, ignoreDue: boolean): string;
+  /** The take of a task with limits (see `takeLimitedSql`). */
+  takeLimited(limit: number, ignoreDue: boolean): string;
 }
 
 /** Builds the hot-path statements of a table. */
@@ -40,6 +43,7 @@ export function buildStatements(names: TableNames): Statements {
   // Keyed by a number, so that a take allocates no key string.
   const takes = new Map<number, string>();
   const claims = new Map<number, string>();
+  const limited = new Map<number, string>();
   return {
     insert: insertStatements(names, false),
     insertBound: insertStatements(names, true),
@@ -55,6 +59,14 @@ export function buildStatements(names: TableNames): Statements {
       const key = limit * 2 + (ignoreDue ? 1 : 0);
       let text = claims.get(key);
       if (!text) claims.set(key, text = claimJobsSql(names, limit, ignoreDue));
+      return text;
+    },
+    takeLimited(limit, ignoreDue) {
+      const key = limit * 2 + (ignoreDue ? 1 : 0);
+      let text = limited.get(key);
+      if (!text) {
+        limited.set(key, text = takeLimitedSql(names, limit, ignoreDue));
+      }
       return text;
     },
   };

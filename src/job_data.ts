@@ -53,6 +53,8 @@ export function recordOf(queue: string, row: TakenRow): JobRecord {
     enqueuedAt: row.enqueuedAt,
     scheduleAt: row.scheduleAt,
     expectedAt: row.expectedAt,
+    key: row.key,
+    group: row.group,
   };
 }
 

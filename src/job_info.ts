@@ -63,6 +63,7 @@ export function toJobInfo(row: JobRow, codec: Codec): JobInfo {
     queue: row.queue,
     task: row.task,
     key: row.key,
+    group: row.group,
     state: stateOf(row),
     data: decode(row.data),
     rawData: row.data,

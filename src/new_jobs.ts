@@ -214,6 +214,7 @@ export function encodeJobs(
   key: "data" | "args",
   defaults: JobTimes & { unique?: Omit<UniqueKey, "key"> | null },
   action: string,
+  extra: readonly string[] = [],
 ): NewJob[] {
   if (!Array.isArray(items)) {
     throw new TypeError(
@@ -222,7 +223,7 @@ export function encodeJobs(
       }`,
     );
   }
-  const known = [key, ...PUT_OPTIONS];
+  const known = [key, ...PUT_OPTIONS, ...extra];
   return items.map((item, i) => {
     const where = `${action} (item ${i})`;
     if (item === null || typeof item !== "object" || !(key in item)) {

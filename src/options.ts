@@ -7,6 +7,7 @@
 
 import type { Codec } from "./codecs.ts";
 import type { DurationInput, TimeInput } from "./duration.ts";
+import type { RateLimit } from "./limits.ts";
 import type { StoredError } from "./stored_error.ts";
 import type { Schema } from "./validation.ts";
 
@@ -349,6 +350,45 @@ export interface TaskOptions extends PutOptions {
    * handler runs inside the job's transaction (`job.tx`).
    */
   lease?: DurationInput;
+  /**
+   * At most this many jobs of the task run at once, all processes
+   * together (a whole number, at least 1). A slot frees when its job ends
+   * in any way, a crash included.
+   */
+  concurrency?: number;
+  /**
+   * The group of a job, from its argument (a per-call `group` overrides
+   * it). At most `groupConcurrency` jobs of one group run at once; with 1,
+   * a group's jobs start one by one in the queue's order, a job waiting
+   * for its retry keeping its group's turn.
+   */
+  // deno-lint-ignore no-explicit-any
+  group?: (args: any) => string;
+  /**
+   * At most this many jobs of one group run at once (default 1 when
+   * `group` is given).
+   */
+  groupConcurrency?: number;
+  /** At most `limit` jobs start in any window of `per`, all processes. */
+  rateLimit?: RateLimit;
+}
+
+/**
+ * The options of one call of a task: a put's, and the job's group.
+ *
+ * @example One customer's jobs, one at a time
+ * ```ts
+ * import type { TaskPutOptions } from "@pq/pq";
+ *
+ * const options: TaskPutOptions = { group: "customer:42", expectedAt: "1m" };
+ * ```
+ */
+export interface TaskPutOptions extends PutOptions {
+  /**
+   * The job's group, overriding the task's `group` function. The task must
+   * have a `group` or a `groupConcurrency`.
+   */
+  group?: string;
 }
 
 /**
@@ -395,6 +435,8 @@ export interface JobInfo {
   task: string | null;
   /** Its unique key, if it was put with one. */
   key: string | null;
+  /** Its flow-control group, if its task has groups. */
+  group: string | null;
   /** Where it is in its life. */
   state: JobState;
   /** The data, decoded; undefined if the codec cannot decode it. */

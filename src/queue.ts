@@ -10,6 +10,7 @@
  * @module
  */
 
+import { isPaused, pauseQueue, resumeQueue } from "./sql/pause.ts";
 import { Binding } from "./binding.ts";
 import type { Codec } from "./codecs.ts";
 import type { PQCore } from "./core.ts";
@@ -1185,6 +1186,89 @@ export class Queue<T = unknown, I = T> {
     this.#checkOpen("resume schedule");
     await this.#binding?.check("resume schedule");
     return await setSchedulePaused(this.#scheduleTarget(), name, false);
+  }
+
+  /**
+   * Pauses the queue, in every process and across restarts: workers and
+   * `get()` take nothing from it until {@linkcode Queue.resume}; running
+   * jobs finish, and puts still enqueue.
+   *
+   * @returns True if it was running (false: it was paused already).
+   *
+   * @example Pause, put, resume
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("pause-example");
+   * await queue.pause();
+   * await queue.put({ n: 1 });
+   * assert.equal(await queue.get({ block: false }), null);
+   * await queue.resume();
+   * assert.equal((await queue.get({ block: false }))?.data.n, 1);
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async pause(): Promise<boolean> {
+    this.#checkOpen("pause");
+    await this.#binding?.check("pause");
+    return await pauseQueue(this.#db, this.#core.names, this.name);
+  }
+
+  /**
+   * Resumes a paused queue and wakes its waiting workers and getters at
+   * once, in every process.
+   *
+   * @returns True if it was paused.
+   *
+   * @example
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("resume-example");
+   * assert.equal(await queue.resume(), false);
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async resume(): Promise<boolean> {
+    this.#checkOpen("resume");
+    await this.#binding?.check("resume");
+    return await resumeQueue(this.#db, this.#core.names, this.name);
+  }
+
+  /**
+   * Whether the queue is paused.
+   *
+   * @example
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("paused-example");
+   * assert.equal(await queue.paused(), false);
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async paused(): Promise<boolean> {
+    this.#checkOpen("read whether paused");
+    await this.#binding?.check("read whether paused");
+    return await isPaused(this.#db, this.#core.names, this.name);
   }
 
   #scheduleTarget(): ScheduleTarget {

@@ -31,10 +31,12 @@ import { sharedV1 } from "./migrations/shared_v1.ts";
 import { sharedV2 } from "./migrations/shared_v2.ts";
 import { sharedV3 } from "./migrations/shared_v3.ts";
 import { sharedV4 } from "./migrations/shared_v4.ts";
+import { sharedV5 } from "./migrations/shared_v5.ts";
 import { tableV1 } from "./migrations/table_v1.ts";
 import { tableV2 } from "./migrations/table_v2.ts";
 import { tableV3 } from "./migrations/table_v3.ts";
 import { tableV4 } from "./migrations/table_v4.ts";
+import { tableV5 } from "./migrations/table_v5.ts";
 import { quoteIdent, quoteLiteral } from "./names.ts";
 import type { Executor, Sql } from "./types.ts";
 
@@ -47,6 +49,7 @@ export interface TableObjects {
   finishedIndex: string;
   runningIndex: string;
   finishedAtIndex: string;
+  groupIndex: string;
   stateCheck: string;
 }
 
@@ -72,8 +75,18 @@ export interface TableNames {
   keys: string;
   /** The schema's `pq_schedules` table: cron schedules. */
   schedules: string;
+  /** The schema's `pq_paused` table: paused queues. */
+  paused: string;
+  /** The schema's `pq_rates` table: one row per rate-limited task. */
+  rates: string;
+  /** The schema's `pq_rate_log` table: starts of rate-limited tasks. */
+  rateLog: string;
+  /** The schema's `pq_rate_reserve` function (`migrations/shared_v5.ts`). */
+  rateReserveFunction: string;
   /** The table's `put_keyed` function (see `migrations/table_v4.ts`). */
   putKeyedFunction: string;
+  /** The table's `take_limited` function (see `migrations/table_v5.ts`). */
+  takeLimitedFunction: string;
   /** The table as an SQL literal cast to its oid, for side-table keys. */
   relid: string;
   /** The table's indexes and constraints, by their stable names. */
@@ -81,9 +94,9 @@ export interface TableNames {
 }
 
 /** The steps of the job table; step n brings version n - 1 to n. */
-const TABLE_STEPS = [tableV1, tableV2, tableV3, tableV4];
+const TABLE_STEPS = [tableV1, tableV2, tableV3, tableV4, tableV5];
 /** The steps of the schema's shared objects. */
-const SHARED_STEPS = [sharedV1, sharedV2, sharedV3, sharedV4];
+const SHARED_STEPS = [sharedV1, sharedV2, sharedV3, sharedV4, sharedV5];
 
 /** The version of the table this pq creates. */
 export const TABLE_VERSION: number = TABLE_STEPS.length;
@@ -111,7 +124,14 @@ export function tableNames(
     meta: `${prefix}pq_meta`,
     keys: `${prefix}pq_keys`,
     schedules: `${prefix}pq_schedules`,
+    paused: `${prefix}pq_paused`,
+    rates: `${prefix}pq_rates`,
+    rateLog: `${prefix}pq_rate_log`,
+    rateReserveFunction: `${prefix}pq_rate_reserve`,
     putKeyedFunction: `${prefix}${quoteIdent(objectName(table, "put_keyed"))}`,
+    takeLimitedFunction: `${prefix}${
+      quoteIdent(objectName(table, "take_limited"))
+    }`,
     relid: `${quoteLiteral(`${prefix}${quoteIdent(table)}`)}::regclass::oid`,
     objects: {
       primaryKey: name("pkey"),
@@ -121,6 +141,7 @@ export function tableNames(
       finishedIndex: name("finished_idx"),
       runningIndex: name("running_idx"),
       finishedAtIndex: name("finished_at_idx"),
+      groupIndex: name("group_idx"),
       stateCheck: name("state_check"),
     },
   };

@@ -24,7 +24,18 @@ export type TakeLane =
   /** Task jobs (`work()`) of the tasks the worker knows. */
   | { kind: "task"; tasks: readonly string[] }
   /** Lease jobs, claimed with a lease (see `sql/lease_jobs.ts`). */
-  | { kind: "lease"; claim: LeaseClaim };
+  | { kind: "lease"; claim: LeaseClaim }
+  /** The jobs of one task with limits (see `sql/take_limited.ts`). */
+  | { kind: "limited"; take: LimitedTake };
+
+/** The parameters of a limited take. */
+export interface LimitedTake {
+  task: string;
+  concurrency: number | null;
+  groupConcurrency: number | null;
+  /** Lease mode: the lease in ms and the claim's token; else null. */
+  lease: { ms: number; token: string; maxAttempts: number } | null;
+}
 
 /** The parameters of a lease claim. */
 export interface LeaseClaim {
@@ -56,6 +67,8 @@ export interface TakeAttempt {
   pid: number;
   /** True when due jobs were promoted first: more than one statement ran. */
   promoted: boolean;
+  /** Ready jobs wait behind a task's limits. */
+  blocked: boolean;
 }
 
 /** Promote this many due jobs per statement. */
@@ -88,6 +101,7 @@ export async function takeReady(
       retryInMs: first.dueInMs,
       pid: first.pid,
       promoted: false,
+      blocked: first.blocked,
     };
   }
   const promoter = inTransaction ? core.listener.client() : db;
@@ -115,7 +129,13 @@ export async function takeReady(
   const retryInMs = second.dueInMs !== null && second.dueInMs > 0
     ? second.dueInMs
     : null;
-  return { rows: second.rows, retryInMs, pid: second.pid, promoted: true };
+  return {
+    rows: second.rows,
+    retryInMs,
+    pid: second.pid,
+    promoted: true,
+    blocked: second.blocked,
+  };
 }
 
 /** The waiters a lane's jobs wake: lease jobs are task jobs. */
@@ -132,6 +152,22 @@ async function takeOnce(
   limit: number,
   ignoreDue: boolean,
 ): Promise<TakeResult> {
+  if (lane.kind === "limited") {
+    const { take } = lane;
+    return await takeJobs(
+      db,
+      core.statements.takeLimited(limit, ignoreDue),
+      queue,
+      [
+        take.task,
+        take.concurrency,
+        take.groupConcurrency,
+        take.lease?.ms ?? null,
+        take.lease?.token ?? null,
+        take.lease?.maxAttempts ?? null,
+      ],
+    );
+  }
   if (lane.kind === "lease") {
     const { claim } = lane;
     return await takeJobs(

@@ -26,7 +26,8 @@ import {
   TIME_OPTIONS,
   withAction,
 } from "./new_jobs.ts";
-import type { PutOptions, TaskOptions } from "./options.ts";
+import { groupOfJob, readLimits, type TaskLimits } from "./limits.ts";
+import type { PutOptions, TaskOptions, TaskPutOptions } from "./options.ts";
 import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
 import type { RunningJob, TaskJob } from "./task_job.ts";
 import type { TransactionSql } from "./types.ts";
@@ -67,7 +68,7 @@ export type TaskHandler<A, J extends RunningJob = TaskJob> = (
  * ];
  * ```
  */
-export interface TaskInput<A> extends PutOptions {
+export interface TaskInput<A> extends TaskPutOptions {
   /** The handler's argument. */
   args: A;
 }
@@ -93,7 +94,7 @@ export interface Task<A> {
    * Enqueues a job of this task; the task's default times apply unless
    * `options` overrides them.
    */
-  (args: A, options?: PutOptions): Promise<string>;
+  (args: A, options?: TaskPutOptions): Promise<string>;
   /** The task's name. */
   readonly taskName: string;
   /** Enqueues many jobs in one statement; returns their ids in order. */
@@ -116,6 +117,8 @@ export interface TaskDefinition {
   backoff: "fixed" | "exponential";
   /** Lease mode's lease in ms; null: transaction mode. */
   leaseMs: number | null;
+  /** Its flow control; null: none (see `limits.ts`). */
+  limits: TaskLimits | null;
 }
 
 /** Tasks of one queue, by name. */
@@ -129,6 +132,10 @@ const TASK_OPTIONS = [
   "backoff",
   "schema",
   "lease",
+  "concurrency",
+  "group",
+  "groupConcurrency",
+  "rateLimit",
 ] as const;
 
 /** The longest exponential backoff: one day. */
@@ -192,6 +199,7 @@ export function registerTask<A>(
       retryInMs: parseDuration(o.retryIn ?? "30s", "retryIn"),
       backoff,
       leaseMs: o.lease === undefined ? null : leaseDuration(o.lease),
+      limits: readLimits(o),
     };
     // Relative defaults ("1h") stay relative: the server adds them to the
     // time of each enqueuing statement.
@@ -230,10 +238,19 @@ function enqueuer<A>(
     ? core.statements.insertBound
     : core.statements.insert;
   const action = `enqueue task ${describe(name)}`;
-  const task = async (args: A, options?: PutOptions): Promise<string> => {
-    const own = readPut(options, PUT_OPTIONS, action, defaults);
+  const task = async (args: A, options?: TaskPutOptions): Promise<string> => {
+    let put: PutOptions | undefined = options;
+    let group: unknown;
+    if (options !== null && typeof options === "object" && "group" in options) {
+      ({ group, ...put } = options);
+    }
+    const own = readPut(put, PUT_OPTIONS, action, defaults);
     if (schema) await validateInput(schema, args, action);
-    const job = { data: codec.encode(args), ...own };
+    const job = {
+      data: codec.encode(args),
+      ...own,
+      group: jobGroup(definition, args, group, action),
+    };
     assertOpen(core, action);
     binding?.assertOpen(action);
     const id = await insertJob(
@@ -262,7 +279,16 @@ function enqueuer<A>(
         unique: shared.unique,
       },
       action,
+      ["group"],
     );
+    items.forEach((item, i) => {
+      jobs[i].group = jobGroup(
+        definition,
+        item.args,
+        item.group,
+        `${action} (item ${i})`,
+      );
+    });
     if (schema) {
       await Promise.all(
         items.map((item, i) =>
@@ -294,6 +320,23 @@ function enqueuer<A>(
     return enqueuer<A>(core, new Binding(tx), queue, definition, defaults);
   };
   return Object.assign(task, { taskName: name, many, with: bind });
+}
+
+/**
+ * The group of a job (see `limits.ts`), with the action in front of a
+ * TypeError; what a `group` function throws fails the put as it is.
+ */
+function jobGroup(
+  definition: TaskDefinition,
+  args: unknown,
+  perCall: unknown,
+  action: string,
+): string | null {
+  try {
+    return groupOfJob(definition.limits, args, perCall);
+  } catch (error) {
+    withAction(action, error);
+  }
 }
 
 /** The shortest lease: renewals every third of it must fit a round trip. */

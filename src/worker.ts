@@ -44,8 +44,14 @@ import { cancelledAmong } from "./sql/job_state.ts";
 import { finishLeaseJobs, type LeaseOutcome } from "./sql/lease_jobs.ts";
 import type { TakenRow } from "./sql/take_jobs.ts";
 import { finishBatch, restoreJobs, tellEnded } from "./sql/manage_jobs.ts";
-import { type TakeAttempt, takeReady } from "./take.ts";
-import { type TaskRegistry, taskRegistry } from "./tasks.ts";
+import { type TakeAttempt, type TakeLane, takeReady } from "./take.ts";
+import {
+  type TaskDefinition,
+  type TaskRegistry,
+  taskRegistry,
+} from "./tasks.ts";
+import { RateGate } from "./rate_gate.ts";
+import { wakeTaskTakers } from "./sql/pause.ts";
 import type { Waiter } from "./waiters.ts";
 import {
   readWorkOptions,
@@ -83,8 +89,12 @@ function newToken(): string {
 /** The task names of each mode, rebuilt when a task is registered. */
 interface Lanes {
   size: number;
+  /** Tasks without limits, in transaction mode. */
   transaction: string[];
+  /** Tasks without limits, in lease mode. */
   lease: string[];
+  /** Tasks with limits, each taken on its own (see `limits.ts`). */
+  limited: TaskDefinition[];
   /** Lease length in ms by task, as JSON. */
   leaseMs: string;
   /** Most attempts by task, as JSON. */
@@ -105,11 +115,14 @@ export class Worker implements RunningWorker {
     size: -1,
     transaction: [],
     lease: [],
+    limited: [],
     leaseMs: "{}",
     maxAttempts: "{}",
   };
   /** Tells `waitFor()`s of transaction-mode jobs that ended. */
   readonly #watches: WatchRelay;
+  /** The rate limits of the limited tasks. */
+  readonly #rates: RateGate;
   /** Smoothed handler time in ms, for the batch size. */
   #handlerMs = BATCH_BUDGET_MS;
   #fatal: unknown = undefined;
@@ -128,6 +141,7 @@ export class Worker implements RunningWorker {
     this.#tasks = taskRegistry(core, queue);
     this.#stop = new StopControl(core.sql, this.#settings.gracePeriodMs);
     this.#keeper = new LeaseKeeper(core);
+    this.#rates = new RateGate(core, queue);
     this.#watches = new WatchRelay((id, state) =>
       tellEnded(core.listener.client(), core.names, id, state)
     );
@@ -147,9 +161,10 @@ export class Worker implements RunningWorker {
   get connections(): number {
     // Lease slots hold a connection only for a statement at a time; only
     // transaction-mode batches keep one for as long as their jobs run.
-    return this.#taskLanes().transaction.length > 0
-      ? this.#settings.concurrency
-      : 0;
+    const lanes = this.#taskLanes();
+    const transaction = lanes.transaction.length > 0 ||
+      lanes.limited.some((task) => task.leaseMs === null);
+    return transaction ? this.#settings.concurrency : 0;
   }
 
   /** Settles when every slot stopped. */
@@ -311,12 +326,34 @@ export class Worker implements RunningWorker {
       };
       try {
         if (lanes.lease.length) {
-          const found = await this.#leaseBatch(lanes);
+          const token = newToken();
+          const found = await this.#leaseBatch(
+            {
+              kind: "lease",
+              claim: {
+                tasks: lanes.lease,
+                leaseMs: lanes.leaseMs,
+                maxAttempts: lanes.maxAttempts,
+                token,
+              },
+            },
+            this.#limit(),
+            token,
+          );
           took += found.took;
           due(found.retryInMs);
         }
         if (lanes.transaction.length && !this.#stop.stopping) {
-          const found = await this.#batch(lanes.transaction);
+          const found = await this.#batch(
+            { kind: "task", tasks: lanes.transaction },
+            this.#limit(),
+          );
+          took += found.took;
+          due(found.retryInMs);
+        }
+        for (const task of lanes.limited) {
+          if (this.#stop.stopping) break;
+          const found = await this.#limitedBatch(task);
           took += found.took;
           due(found.retryInMs);
         }
@@ -370,13 +407,15 @@ export class Worker implements RunningWorker {
       size: this.#tasks.size,
       transaction: [],
       lease: [],
+      limited: [],
       leaseMs: "",
       maxAttempts: "",
     };
     const leaseMs: Record<string, number> = {};
     const maxAttempts: Record<string, number> = {};
     for (const [name, task] of this.#tasks) {
-      if (task.leaseMs === null) lanes.transaction.push(name);
+      if (task.limits) lanes.limited.push(task);
+      else if (task.leaseMs === null) lanes.transaction.push(name);
       else {
         lanes.lease.push(name);
         leaseMs[name] = task.leaseMs;
@@ -388,29 +427,37 @@ export class Worker implements RunningWorker {
     return this.#lanes = lanes;
   }
 
-  /** One transaction: take up to #limit() jobs and run them. */
+  /**
+   * One transaction: take up to `limit` jobs of `lane` and run them.
+   * `admit`, if given, may refuse the batch once its jobs are taken (a rate
+   * limit's reservation came too late): they are put back unstarted.
+   */
   async #batch(
-    tasks: readonly string[],
-  ): Promise<{ took: number; retryInMs: number | null }> {
+    lane: TakeLane,
+    limit: number,
+    admit?: () => boolean,
+  ): Promise<{ took: number; retryInMs: number | null; blocked: boolean }> {
     const outcomes: Outcome[] = [];
     const started: WorkEventJob[] = [];
-    let took = 0, retryInMs: number | null = null, pid = 0;
+    let took = 0, retryInMs: number | null = null, pid = 0, blocked = false;
     let rows: readonly TakenRow[] = [];
     let committed = false;
     try {
       await beginSafely(this.#core.sql, async (t) => {
-        const { savepoint: first, found } = await this.#take(t, tasks);
+        const { savepoint: first, found } = await this.#take(t, lane, limit);
+        const admitted = found.rows.length === 0 || !admit || admit();
         rows = found.rows;
         this.#watches.taken(rows.map((row) => row.id));
-        took = found.rows.length;
+        took = admitted ? found.rows.length : 0;
         retryInMs = found.retryInMs;
+        blocked = found.blocked;
         pid = found.pid;
         this.#stop.opened(pid);
         for (let i = 0; i < found.rows.length; i++) {
           const savepoint = i === 0 && !found.promoted
             ? first
             : lateSavepoint(t.tx);
-          if (this.#stop.stopping) {
+          if (this.#stop.stopping || !admitted) {
             // Stopping: put back what has not started, keep what is done.
             await t.run(savepoint.skip());
             await t.run(restoreJobs(
@@ -453,7 +500,70 @@ export class Worker implements RunningWorker {
       this.#watches.settled(rows.map((row) => row.id), ended);
     }
     this.#report(outcomes);
-    return { took, retryInMs };
+    return { took, retryInMs, blocked };
+  }
+
+  /**
+   * One batch of a task with limits, in its mode. A rate-limited task
+   * first reserves its start (and takes one job); a task whose jobs all
+   * wait behind a limit looks again after `pollInterval`, or when a job of
+   * its ends anywhere (which wakes its takers in every process).
+   */
+  async #limitedBatch(
+    task: TaskDefinition,
+  ): Promise<{ took: number; retryInMs: number | null }> {
+    const limits = task.limits!;
+    const gate = await this.#rates.enter(task);
+    if (gate.waitMs > 0) return { took: 0, retryInMs: gate.waitMs };
+    // A batch runs its jobs one after the other, holding a slot for each:
+    // with few slots, take one at a time so the slots run side by side.
+    const share = limits.concurrency === null ? Infinity : Math.max(
+      1,
+      Math.floor(limits.concurrency / this.#settings.concurrency),
+    );
+    const limit = limits.rateLimit
+      ? 1
+      : 2 ** Math.floor(Math.log2(Math.min(this.#limit(), share)));
+    const token = newToken();
+    const lane: TakeLane = {
+      kind: "limited",
+      take: {
+        task: task.name,
+        concurrency: limits.concurrency,
+        groupConcurrency: limits.groupConcurrency,
+        lease: task.leaseMs === null ? null : {
+          ms: task.leaseMs,
+          token,
+          maxAttempts: task.maxRetries + 1,
+        },
+      },
+    };
+    let found: { took: number; retryInMs: number | null; blocked: boolean };
+    try {
+      found = task.leaseMs === null
+        ? await this.#batch(lane, limit, gate.admit)
+        : await this.#leaseBatch(lane, limit, token, gate.admit);
+    } finally {
+      if (!gate.used) gate.giveBack();
+    }
+    if (found.took > 0 && limits.rateLimit === null) {
+      // Slots freed: wake the takers that wait behind them.
+      wakeTaskTakers(
+        this.#core.listener.client(),
+        this.#core.names,
+        this.#queue,
+        found.took,
+      ).catch(() => {
+        // They look again after pollInterval.
+      });
+    }
+    const poll = found.took === 0 && found.blocked
+      ? this.#core.listener.pollIntervalMs
+      : null;
+    const retryInMs = found.retryInMs === null
+      ? poll
+      : Math.min(found.retryInMs, poll ?? Infinity);
+    return { took: found.took, retryInMs };
   }
 
   /**
@@ -487,15 +597,16 @@ export class Worker implements RunningWorker {
    */
   async #take(
     t: SafeTransaction,
-    tasks: readonly string[],
+    lane: TakeLane,
+    limit: number,
   ): Promise<{ savepoint: Savepoint; found: TakeAttempt }> {
     const taking = t.run(takeReady(
       this.#core,
       t.tx,
       true,
       this.#queue,
-      { kind: "task", tasks },
-      this.#limit(),
+      lane,
+      limit,
     ));
     const savepoint = earlySavepoint(t.tx);
     let found: TakeAttempt | undefined;
@@ -518,21 +629,23 @@ export class Worker implements RunningWorker {
    * in one fenced statement.
    */
   async #leaseBatch(
-    lanes: Lanes,
-  ): Promise<{ took: number; retryInMs: number | null }> {
+    lane: TakeLane,
+    limit: number,
+    token: string,
+    admit?: () => boolean,
+  ): Promise<{ took: number; retryInMs: number | null; blocked: boolean }> {
     const core = this.#core;
-    const token = newToken();
     const claimedAt = performance.now();
-    const found = await takeReady(core, core.sql, false, this.#queue, {
-      kind: "lease",
-      claim: {
-        tasks: lanes.lease,
-        leaseMs: lanes.leaseMs,
-        maxAttempts: lanes.maxAttempts,
-        token,
-      },
-    }, this.#limit());
+    const found = await takeReady(
+      core,
+      core.sql,
+      false,
+      this.#queue,
+      lane,
+      limit,
+    );
     const rows = found.rows;
+    const admitted = rows.length === 0 || !admit || admit();
     for (const row of rows) {
       const leaseMs = this.#tasks.get(row.task ?? "")?.leaseMs ?? 0;
       this.#keeper.hold(row.id, token, leaseMs, claimedAt);
@@ -542,7 +655,7 @@ export class Worker implements RunningWorker {
     const ended = new Map<string, Outcome>();
     try {
       for (const row of rows) {
-        if (this.#stop.stopping) {
+        if (this.#stop.stopping || !admitted) {
           // Stopping: put back what has not started, not counted.
           writes.push({ id: row.id, token, ...RELEASE });
           continue;
@@ -583,7 +696,11 @@ export class Worker implements RunningWorker {
       for (const row of rows) this.#keeper.release(row.id);
     }
     this.#report(outcomes);
-    return { took: rows.length, retryInMs: found.retryInMs };
+    return {
+      took: admitted ? rows.length : 0,
+      retryInMs: found.retryInMs,
+      blocked: found.blocked,
+    };
   }
 
   /** Counts and emits the outcomes of a batch that ended. */

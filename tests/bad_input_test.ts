@@ -1002,6 +1002,7 @@ describe("bad input", () => {
       "progress",
       "result",
       "key",
+      "group_key",
     ]);
     const [objects] = await t.sql`select
       (select count(*)::int from pg_indexes
@@ -1012,7 +1013,7 @@ describe("bad input", () => {
       obj_description(to_regclass(${`"${schema}".queue`}), 'pg_class')
         as comment`;
     assert.deepEqual({ ...objects }, {
-      indexes: 7,
+      indexes: 8,
       triggers: 1,
       comment: `pq schema ${TABLE_VERSION}`,
     });

@@ -73,6 +73,7 @@ describe("migrations", () => {
       indexes: [
         `${table}_finished_at_idx`,
         `${table}_finished_idx`,
+        `${table}_group_idx`,
         `${table}_pkey`,
         `${table}_ready_plain_idx`,
         `${table}_ready_task_idx`,
@@ -97,7 +98,7 @@ describe("migrations", () => {
       ...(await objects(a)).indexes,
       ...(await objects(b)).indexes,
     ];
-    assert.equal(new Set(names).size, 14);
+    assert.equal(new Set(names).size, 16);
     for (const name of names) {
       assert.ok(new TextEncoder().encode(name).length <= 63, name);
     }

@@ -443,7 +443,7 @@ describe("create()", () => {
       await pqs[0].create();
       const [row] = await sql`select count(*)::int as n from pg_indexes
         where schemaname = ${scratch.schema} and tablename = 'queue'`;
-      assert.equal(row.n, 7, "primary key and six partial indexes, once");
+      assert.equal(row.n, 8, "primary key and seven partial indexes, once");
       await pqs[1].queue("a").put(1);
       assert.equal((await pqs[2].queue("a").get())?.data, 1);
       await Promise.all(pqs.map((pq) => pq.close()));

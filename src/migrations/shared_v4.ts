@@ -21,10 +21,12 @@
 import type { TableNames } from "../schema.ts";
 import { sharedFunctionsV2 } from "./shared_v2.ts";
 
-/** The statements of shared step 4. */
-export function sharedV4(n: TableNames): string[] {
-  // Every statement may run again (see shared_v3.ts).
-  const open = (table: string, name: string) => [
+/**
+ * Opens a side table keyed by `relid` to PUBLIC under row-level security: a
+ * role sees and changes only the rows of the pq tables it may insert into.
+ */
+export function openToInserters(table: string, name: string): string[] {
+  return [
     `alter table ${table} enable row level security`,
     `drop policy if exists ${name}_rows on ${table}`,
     `create policy ${name}_rows on ${table} for all
@@ -32,6 +34,12 @@ export function sharedV4(n: TableNames): string[] {
       with check (coalesce(has_table_privilege(relid, 'INSERT'), false))`,
     `grant select, insert, update, delete on ${table} to public`,
   ];
+}
+
+/** The statements of shared step 4. */
+export function sharedV4(n: TableNames): string[] {
+  // Every statement may run again (see shared_v3.ts).
+  const open = openToInserters;
   return [
     `create table if not exists ${n.keys} (
       relid oid not null,

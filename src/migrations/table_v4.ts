@@ -23,11 +23,25 @@ export function tableV4(n: TableNames): string[] {
   const t = n.qualified;
   return [
     `alter table ${t} add column key text`,
-    `create or replace function ${n.putKeyedFunction}(
+    putKeyedFunctionSql(n, false),
+  ];
+}
+
+/**
+ * The `put_keyed` function. With `groups` (table step 5), an overload that
+ * takes one more array, the jobs' flow-control groups; the one without
+ * stays for the processes of the previous release during a rolling deploy.
+ */
+export function putKeyedFunctionSql(n: TableNames, groups: boolean): string {
+  const t = n.qualified;
+  const groupParam = groups ? ", p_groups text[]" : "";
+  const groupColumn = groups ? ", group_key" : "";
+  const groupValue = groups ? ", p_groups[i]" : "";
+  return `create or replace function ${n.putKeyedFunction}(
       p_queue text, p_task text, p_keys text[], p_data text[],
       p_schedule_at timestamptz[], p_schedule_in float8[],
       p_expected_at timestamptz[], p_expected_in float8[],
-      p_replace bool[], p_throttle_ms float8[]
+      p_replace bool[], p_throttle_ms float8[]${groupParam}
     ) returns setof int8 language plpgsql
     set search_path = pg_catalog, pg_temp as $$
     declare
@@ -73,9 +87,9 @@ export function tableV4(n: TableNames): string[] {
                   delete from ${t} where id = v_holder returning *
                 )
                 insert into ${t} (id, queue, task, data, attempts,
-                  enqueued_at, schedule_at, expected_at, state, key)
+                  enqueued_at, schedule_at, expected_at, state, key${groupColumn})
                 select old.id, old.queue, old.task, p_data[i]::json,
-                  old.attempts, old.enqueued_at, v_s, v_e, v_state, v_key
+                  old.attempts, old.enqueued_at, v_s, v_e, v_state, v_key${groupValue}
                 from old;
               end if;
               return next v_holder;
@@ -84,8 +98,8 @@ export function tableV4(n: TableNames): string[] {
           end if;
         end if;
         insert into ${t} (queue, task, data, schedule_at, expected_at, state,
-          key)
-        values (p_queue, p_task, p_data[i]::json, v_s, v_e, v_state, v_key)
+          key${groupColumn})
+        values (p_queue, p_task, p_data[i]::json, v_s, v_e, v_state, v_key${groupValue})
         returning id into v_id;
         if v_key is not null then
           update ${n.keys} set job_id = v_id, period = v_period,
@@ -94,6 +108,5 @@ export function tableV4(n: TableNames): string[] {
         end if;
         return next v_id;
       end loop;
-    end $$`,
-  ];
+    end $$`;
 }

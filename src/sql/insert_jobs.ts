@@ -34,6 +34,8 @@ export interface NewJobOptions {
   expectedAt?: When;
   /** Its unique key, if it has one. */
   unique?: UniqueKey | null;
+  /** Its flow-control group (a task's `group`), if it has one. */
+  group?: string | null;
 }
 
 /** A job to insert, its data already encoded. */
@@ -53,14 +55,15 @@ function boundParts(bound: boolean, param: number, where: string) {
 
 /**
  * Builds the single-job insert ($1 queue, $2 task, $3 data, $4/$5 schedule
- * at/in, $6/$7 expected at/in; bound: $8); it returns the new id.
+ * at/in, $6/$7 expected at/in, $8 group; bound: $9); it returns the new id.
  */
 export function insertJobSql(names: TableNames, bound = false): string {
-  const b = boundParts(bound, 8, "where");
+  const b = boundParts(bound, 9, "where");
   return `insert into ${names.qualified}
-      (queue, task, data, schedule_at, expected_at, state)
+      (queue, task, data, schedule_at, expected_at, state, group_key)
     select $1::text, $2::text, $3::text::json, v.s, v.e,
-      case when v.s > statement_timestamp() then 'scheduled' else 'ready' end
+      case when v.s > statement_timestamp() then 'scheduled' else 'ready' end,
+      $8::text
     from (select
       coalesce($4::timestamptz,
         statement_timestamp() + $5::float8 * interval '1 millisecond') as s,
@@ -72,20 +75,22 @@ export function insertJobSql(names: TableNames, bound = false): string {
 
 /**
  * Builds the many-jobs insert: the same columns as {@linkcode insertJobSql},
- * each as an array, unnested in one statement (bound: $8). Rows are inserted
+ * each as an array, unnested in one statement (bound: $9). Rows are inserted
  * in array order, so their identity values ascend in that order.
  */
 export function insertJobsSql(names: TableNames, bound = false): string {
-  const b = boundParts(bound, 8, "where");
+  const b = boundParts(bound, 9, "where");
   return `insert into ${names.qualified}
-      (queue, task, data, schedule_at, expected_at, state)
+      (queue, task, data, schedule_at, expected_at, state, group_key)
     select $1::text, $2::text, v.d::json, v.s, v.e,
-      case when v.s > statement_timestamp() then 'scheduled' else 'ready' end
-    from (select u.d, u.n,
+      case when v.s > statement_timestamp() then 'scheduled' else 'ready' end,
+      v.g
+    from (select u.d, u.n, u.g,
         coalesce(u.sa, statement_timestamp() + u.sd * interval '1 millisecond') as s,
         coalesce(u.ea, statement_timestamp() + u.ed * interval '1 millisecond') as e
       from unnest($3::text::text[], $4::text::timestamptz[], $5::text::float8[],
-        $6::text::timestamptz[], $7::text::float8[]) with ordinality as u(d, sa, sd, ea, ed, n)
+        $6::text::timestamptz[], $7::text::float8[], $8::text::text[])
+        with ordinality as u(d, sa, sd, ea, ed, g, n)
     ) as v ${b.where}
     order by v.n
     returning id::text`;
@@ -109,17 +114,17 @@ export function insertReadyJobsSql(names: TableNames, bound = false): string {
  * Builds the put of jobs with unique keys (and any others of the same
  * batch): a call of the table's `put_keyed` function, with arrays ($1
  * queue, $2 task, $3 keys, $4 data, $5/$6 schedule at/in, $7/$8 expected
- * at/in, $9 replace, $10 throttle ms; bound: $11). One statement, like an
- * unkeyed put; the ids come back in input order.
+ * at/in, $9 replace, $10 throttle ms, $11 groups; bound: $12). One
+ * statement, like an unkeyed put; the ids come back in input order.
  */
 export function insertKeyedSql(names: TableNames, bound = false): string {
   const call = `${names.putKeyedFunction}($1::text, $2::text,
       $3::text::text[], $4::text::text[], $5::text::timestamptz[],
       $6::text::float8[], $7::text::timestamptz[], $8::text::float8[],
-      $9::text::bool[], $10::text::float8[])`;
+      $9::text::bool[], $10::text::float8[], $11::text::text[])`;
   // Bound: the check runs first, and the function only if it passes.
   return bound
-    ? `select p.id::text from (select ${boundTransactionCheck(11)} as ok)
+    ? `select p.id::text from (select ${boundTransactionCheck(12)} as ok)
         as c cross join lateral ${call} with ordinality as p(id, n)
       where c.ok order by p.n`
     : `select p.id::text from ${call} with ordinality as p(id, n)
@@ -196,6 +201,7 @@ export async function insertJob(
     delay(job.scheduleAt),
     at(job.expectedAt),
     delay(job.expectedAt),
+    job.group ?? null,
   ];
   if (bound) params.push(bound.mark);
   const [row] = await db.unsafe(statements.one, params as never[], {
@@ -224,17 +230,19 @@ export async function insertJobs(
     return await insertKeyed(db, statements.keyed, queue, task, jobs, bound);
   }
   const data = arrayLiteral(jobs.map((j) => j.data));
-  const params: unknown[] = jobs.every((j) => !j.scheduleAt && !j.expectedAt)
-    ? [queue, task, data]
-    : [
-      queue,
-      task,
-      data,
-      arrayLiteral(jobs.map((j) => isoText(at(j.scheduleAt)))),
-      arrayLiteral(jobs.map((j) => delay(j.scheduleAt))),
-      arrayLiteral(jobs.map((j) => isoText(at(j.expectedAt)))),
-      arrayLiteral(jobs.map((j) => delay(j.expectedAt))),
-    ];
+  const params: unknown[] =
+    jobs.every((j) => !j.scheduleAt && !j.expectedAt && !j.group)
+      ? [queue, task, data]
+      : [
+        queue,
+        task,
+        data,
+        arrayLiteral(jobs.map((j) => isoText(at(j.scheduleAt)))),
+        arrayLiteral(jobs.map((j) => delay(j.scheduleAt))),
+        arrayLiteral(jobs.map((j) => isoText(at(j.expectedAt)))),
+        arrayLiteral(jobs.map((j) => delay(j.expectedAt))),
+        arrayLiteral(jobs.map((j) => j.group ?? null)),
+      ];
   const text = params.length === 3 ? statements.ready : statements.timed;
   if (bound) params.push(bound.mark);
   const rows = await db.unsafe(text, params as never[], { prepare: true })
@@ -267,6 +275,7 @@ async function insertKeyed(
     arrayLiteral(jobs.map((j) => delay(j.expectedAt))),
     arrayLiteral(jobs.map((j) => j.unique?.replace ?? false)),
     arrayLiteral(jobs.map((j) => j.unique?.throttleMs ?? null)),
+    arrayLiteral(jobs.map((j) => j.group ?? null)),
   ];
   if (bound) params.push(bound.mark);
   const rows = await db.unsafe(text, params as never[], { prepare: true })

@@ -22,6 +22,7 @@ export interface JobRow {
   queue: string;
   task: string | null;
   key: string | null;
+  group: string | null;
   /** The stored state; see `running`. */
   state: string;
   data: string;
@@ -45,7 +46,8 @@ function jobColumns(): string {
     j.max_attempts, j.progress::text, j.result::text, j.error::text,
     ${epochMs("j.enqueued_at")}, ${epochMs("j.schedule_at")},
     ${epochMs("j.expected_at")}, ${epochMs("j.started_at")},
-    ${epochMs("j.finished_at")}, not exists (select 1 from free), j.key`;
+    ${epochMs("j.finished_at")}, not exists (select 1 from free), j.key,
+    j.group_key`;
 }
 
 function toJobRow(row: unknown[]): JobRow {
@@ -67,6 +69,7 @@ function toJobRow(row: unknown[]): JobRow {
     finishedAt: toDate(row[14] as number | null),
     locked: row[15] as boolean,
     key: row[16] as string | null,
+    group: row[17] as string | null,
   };
 }
 

@@ -11,7 +11,7 @@
 import type { TableNames } from "../schema.ts";
 import type { Executor } from "../types.ts";
 import { arrayLiteral } from "./arrays.ts";
-import { dueSql, epochMs, signalFlags } from "./take_jobs.ts";
+import { dueSql, epochMs, pausedCheck, signalFlags } from "./take_jobs.ts";
 
 /**
  * Builds the claim of up to `limit` lease jobs ($1 queue, $2 task names, $3
@@ -33,6 +33,7 @@ export function claimJobsSql(
       select id from ${t}
       where queue = $1 and state = 'ready' and task is not null
         and task = any($2::text::text[]) ${dueCheck}
+        and ${pausedCheck(names)}
       order by expected_at, id
       limit ${Math.trunc(limit)}
       for no key update skip locked
@@ -45,13 +46,14 @@ export function claimJobsSql(
         max_attempts = ($5::text::json ->> j.task)::int4
       from picked where j.id = picked.id
       returning j.id, j.data, j.enqueued_at, j.schedule_at, j.expected_at,
-        j.task, j.attempts
+        j.task, j.attempts, j.key, j.group_key
     )
     select c.id::text, c.data::text, ${epochMs("c.enqueued_at")},
       ${epochMs("c.schedule_at")}, ${epochMs("c.expected_at")}, c.task,
       c.attempts - 1,
       extract(epoch from (select at from due) - clock_timestamp()) * 1000,
-      pg_backend_pid(), true, ${signalFlags(names, "c.id")}
+      pg_backend_pid(), true, ${signalFlags(names, "c.id")}, c.key,
+      c.group_key, false
     from (select) as one left join claimed as c on true`;
 }
 
@@ -164,7 +166,7 @@ export async function finishLeaseJobs(
     ), back as (
       insert into ${t} (id, queue, task, data, attempts, enqueued_at,
         schedule_at, expected_at, max_attempts, progress, started_at, error,
-        result, state, finished_at)
+        result, state, finished_at, key, group_key)
       select g.id, g.queue, g.task, g.data,
         case when f.outcome = 'snooze' then g.attempts - 1 else g.attempts end,
         g.enqueued_at,
@@ -180,7 +182,8 @@ export async function finishLeaseJobs(
           when 'fail' then 'failed' when 'cancel' then 'cancelled'
           else case when f.delay_ms > 0 then 'scheduled' else 'ready' end end,
         case when f.outcome in ('complete', 'fail', 'cancel')
-          then statement_timestamp() end
+          then statement_timestamp() end,
+        g.key, g.group_key
       from gone as g join f on f.id = g.id
       where f.outcome <> 'complete' or $8::bool
       returning id

@@ -88,6 +88,10 @@ export interface JobRecord {
   enqueuedAt: Date;
   scheduleAt: Date | null;
   expectedAt: Date | null;
+  /** Its unique key (undefined: none). */
+  key?: string | null;
+  /** Its flow-control group (undefined: none). */
+  group?: string | null;
 }
 
 /**
@@ -102,10 +106,11 @@ export async function saveJobData(
 ): Promise<void> {
   await db.unsafe(
     `insert into ${names.qualified} (id, queue, task, data, attempts,
-      enqueued_at, schedule_at, expected_at, state, finished_at)
+      enqueued_at, schedule_at, expected_at, state, finished_at, key,
+      group_key)
     values ($1::int8, $2::text, $3::text, $4::text::json, $5::int4,
       $6::timestamptz, $7::timestamptz, $8::timestamptz, 'done',
-      statement_timestamp())
+      statement_timestamp(), $9::text, $10::text)
     on conflict (id) do update set data = excluded.data`,
     [
       job.id,
@@ -116,6 +121,8 @@ export async function saveJobData(
       job.enqueuedAt,
       job.scheduleAt,
       job.expectedAt,
+      job.key ?? null,
+      job.group ?? null,
     ],
     { prepare: true },
   );
@@ -156,7 +163,7 @@ export async function storeJob(
   await db.unsafe(
     `insert into ${names.qualified} (id, queue, task, data, attempts,
       enqueued_at, expected_at, error, state, schedule_at, finished_at,
-      result, progress, max_attempts, started_at)
+      result, progress, max_attempts, started_at, key, group_key)
     select $1::int8, $2::text, $3::text, $4::text::json, $5::int4,
       $6::timestamptz, $7::timestamptz, $8::text::json, $9::text,
       case when $9 = 'scheduled'
@@ -164,7 +171,8 @@ export async function storeJob(
         else $11::timestamptz end,
       case when $9 in ('failed', 'cancelled', 'completed')
         then statement_timestamp() end,
-      $12::text::json, $13::text::json, $14::int4, $15::timestamptz`,
+      $12::text::json, $13::text::json, $14::int4, $15::timestamptz,
+      $16::text, $17::text`,
     [
       job.id,
       job.queue,
@@ -181,6 +189,8 @@ export async function storeJob(
       to.progress ?? null,
       to.maxAttempts ?? null,
       to.startedAt ?? null,
+      job.key ?? null,
+      job.group ?? null,
     ],
     { prepare: true },
   );
@@ -251,13 +261,14 @@ export async function restoreJobs(
 ): Promise<void> {
   await db.unsafe(
     `insert into ${names.qualified} (id, queue, task, data, attempts,
-      enqueued_at, schedule_at, expected_at, state)
+      enqueued_at, schedule_at, expected_at, state, key, group_key)
     select u.id, u.queue, u.task, u.data::json, u.attempts, u.enqueued_at,
-      u.schedule_at, u.expected_at, 'ready'
+      u.schedule_at, u.expected_at, 'ready', u.key, u.group_key
     from unnest($1::text::int8[], $2::text::text[], $3::text::text[], $4::text::text[], $5::text::int4[],
-      $6::text::timestamptz[], $7::text::timestamptz[], $8::text::timestamptz[])
+      $6::text::timestamptz[], $7::text::timestamptz[], $8::text::timestamptz[],
+      $9::text::text[], $10::text::text[])
       as u(id, queue, task, data, attempts, enqueued_at, schedule_at,
-        expected_at)`,
+        expected_at, key, group_key)`,
     [
       arrayLiteral(jobs.map((j) => j.id)),
       arrayLiteral(jobs.map((j) => j.queue)),
@@ -267,6 +278,8 @@ export async function restoreJobs(
       arrayLiteral(jobs.map((j) => isoText(j.enqueuedAt))),
       arrayLiteral(jobs.map((j) => isoText(j.scheduleAt))),
       arrayLiteral(jobs.map((j) => isoText(j.expectedAt))),
+      arrayLiteral(jobs.map((j) => j.key ?? null)),
+      arrayLiteral(jobs.map((j) => j.group ?? null)),
     ],
     { prepare: true },
   );
@@ -328,8 +341,9 @@ export async function retryFailedJob(
       returning *
     )
     insert into ${t} (id, queue, task, data, attempts, enqueued_at,
-      expected_at, state)
-    select id, queue, task, data, 0, enqueued_at, expected_at, 'ready'
+      expected_at, state, key, group_key)
+    select id, queue, task, data, 0, enqueued_at, expected_at, 'ready', key,
+      group_key
     from failed
     returning id`,
     [id, queue],

@@ -20,6 +20,10 @@ export interface TakenRow {
   expectedAt: Date | null;
   task: string | null;
   attempts: number;
+  /** Its unique key, if it was put with one. */
+  key: string | null;
+  /** Its flow-control group, if it has one. */
+  group: string | null;
 }
 
 /** What a take statement found. */
@@ -117,22 +121,35 @@ export function takeJobsSql(names: TableNames, shape: TakeShape): string {
     : "task is null";
   const bound = shape.bound ? `and ${boundTransactionCheck(2)}` : "";
   const check = shape.bound ? boundTransactionCheck(2) : "true";
+  const notPaused = pausedCheck(names);
   return `with due as (${dueSql(names)}), taken as (
       delete from ${t} where id = any(array(
         select id from ${t}
         where queue = $1 and state = 'ready' and ${which} ${dueCheck} ${bound}
+          and ${notPaused}
         order by expected_at, id
         limit ${Math.trunc(shape.limit)}
         for no key update skip locked
       ))
-      returning id, data, enqueued_at, schedule_at, expected_at, task, attempts
+      returning id, data, enqueued_at, schedule_at, expected_at, task, attempts,
+        key, group_key
     )
     select t.id::text, t.data::text, ${epochMs("t.enqueued_at")},
       ${epochMs("t.schedule_at")}, ${epochMs("t.expected_at")}, t.task,
       t.attempts,
       extract(epoch from (select at from due) - clock_timestamp()) * 1000,
-      pg_backend_pid(), ${check}, ${signalFlags(names, "t.id")}
+      pg_backend_pid(), ${check}, ${signalFlags(names, "t.id")}, t.key,
+      t.group_key, false
     from (select) as one left join taken as t on true`;
+}
+
+/**
+ * True unless the queue ($1) is paused: one probe of `pq_paused`, run once
+ * per statement (it does not depend on the row).
+ */
+export function pausedCheck(names: TableNames): string {
+  return `not exists (select 1 from ${names.paused} as p
+    where p.relid = ${names.relid} and p.queue = $1)`;
 }
 
 /**
@@ -174,6 +191,8 @@ export interface TakeResult {
   pid: number;
   /** False when a bound queue's transaction had ended: nothing was taken. */
   inTransaction: boolean;
+  /** Ready jobs wait behind a task's limits (see `take_limited.ts`). */
+  blocked: boolean;
 }
 
 /**
@@ -199,8 +218,10 @@ export async function takeJobs(
     dueInMs: due == null ? null : Number(due),
     pid: first?.[8],
     inTransaction: first?.[9] !== false,
+    blocked: false,
   };
   for (const row of rows) {
+    if (row[14] === true) result.blocked = true;
     if (row[0] === null) continue;
     result.rows.push({
       id: row[0],
@@ -212,6 +233,8 @@ export async function takeJobs(
       expectedAt: toDate(row[4]),
       task: row[5],
       attempts: row[6],
+      key: row[12] ?? null,
+      group: row[13] ?? null,
     });
   }
   // `delete ... returning` gives no order; restore the queue's order.
@@ -271,10 +294,10 @@ export function promoteDueJobsSql(names: TableNames): string {
       returning *
     ), ready as (
       insert into ${t} (id, queue, task, data, attempts, enqueued_at,
-        schedule_at, expected_at, max_attempts, progress, started_at, error,
-        state, finished_at)
+        schedule_at, expected_at, max_attempts, progress, started_at, key,
+        group_key, error, state, finished_at)
       select id, queue, task, data, attempts, enqueued_at, schedule_at,
-        expected_at, max_attempts, progress, started_at,
+        expected_at, max_attempts, progress, started_at, key, group_key,
         case when m.spent then json_build_object(
             'name', 'PQError', 'code', 'LEASE_EXPIRED',
             'message', 'The lease of job ' || id || ' ended ' || attempts
