@@ -31,6 +31,7 @@ import { sharedV1 } from "./migrations/shared_v1.ts";
 import { sharedV2 } from "./migrations/shared_v2.ts";
 import { sharedV3 } from "./migrations/shared_v3.ts";
 import { sharedV4 } from "./migrations/shared_v4.ts";
+import { sharedV5 } from "./migrations/shared_v5.ts";
 import { tableV1 } from "./migrations/table_v1.ts";
 import { tableV2 } from "./migrations/table_v2.ts";
 import { tableV3 } from "./migrations/table_v3.ts";
@@ -72,6 +73,8 @@ export interface TableNames {
   keys: string;
   /** The schema's `pq_schedules` table: cron schedules. */
   schedules: string;
+  /** The schema's `pq_counts` table: jobs finished per minute. */
+  counts: string;
   /** The table's `put_keyed` function (see `migrations/table_v4.ts`). */
   putKeyedFunction: string;
   /** The table as an SQL literal cast to its oid, for side-table keys. */
@@ -83,7 +86,7 @@ export interface TableNames {
 /** The steps of the job table; step n brings version n - 1 to n. */
 const TABLE_STEPS = [tableV1, tableV2, tableV3, tableV4];
 /** The steps of the schema's shared objects. */
-const SHARED_STEPS = [sharedV1, sharedV2, sharedV3, sharedV4];
+const SHARED_STEPS = [sharedV1, sharedV2, sharedV3, sharedV4, sharedV5];
 
 /** The version of the table this pq creates. */
 export const TABLE_VERSION: number = TABLE_STEPS.length;
@@ -111,6 +114,7 @@ export function tableNames(
     meta: `${prefix}pq_meta`,
     keys: `${prefix}pq_keys`,
     schedules: `${prefix}pq_schedules`,
+    counts: `${prefix}pq_counts`,
     putKeyedFunction: `${prefix}${quoteIdent(objectName(table, "put_keyed"))}`,
     relid: `${quoteLiteral(`${prefix}${quoteIdent(table)}`)}::regclass::oid`,
     objects: {
