@@ -46,6 +46,25 @@ const PQ_OPTIONS = [
   "onError",
 ] as const;
 
+/** The shared state of each PQ, for pq's own tools (see `coreOf`). */
+const cores = new WeakMap<PQ, PQCore>();
+
+/**
+ * The shared state of a PQ: for pq's own entry points (the CLI and the
+ * dashboard), not exported by `mod.ts`.
+ *
+ * @throws {TypeError} If `pq` is not a PQ from `createPQ()`.
+ */
+export function coreOf(pq: PQ): PQCore {
+  const core = cores.get(pq);
+  if (!core) {
+    throw new TypeError(
+      `Expected a PQ from createPQ(): received ${describe(pq)}`,
+    );
+  }
+  return core;
+}
+
 /**
  * A transactional job queue in one PostgreSQL table. Made by
  * {@linkcode createPQ}; hands out named queues that share the table, the
@@ -80,6 +99,7 @@ export class PQ {
   constructor(core: PQCore, schema: string | undefined) {
     this.#core = core;
     this.#schema = schema;
+    cores.set(this, core);
   }
 
   /** The table's name. */
