@@ -95,7 +95,9 @@ async function time(what: string, run: () => Promise<unknown>) {
 try {
   await fill();
   const view = dashboard(pq);
-  console.log(`\n| operation${" ".repeat(26)}| rows       | p50        | p99        |`);
+  console.log(
+    `\n| operation${" ".repeat(26)}| rows       | p50        | p99        |`,
+  );
   console.log(`| ${"-".repeat(34)} | ---------- | ---------- | ---------- |`);
   await time("pq.stats()", () => pq.stats());
   await time("dashboard overview (GET /)", async () => {

@@ -110,6 +110,8 @@ export function dashboardApp(pq: PQ, settings: DashboardSettings): Hono {
     return await problem(c, 500, `Internal error: ${error.message}`);
   });
 
+  // Browsers ask for it after a page without one (a refusal's plain text).
+  root.get("/favicon.ico", (c) => c.body(null, 204));
   root.get("/", async (c) => render(c, overviewPage(await contextOf(c))));
   root.get(
     "/queue",
