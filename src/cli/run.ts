@@ -63,7 +63,10 @@ export async function runCli(
       // Bad option values (a table name too long, ...) are bad usage too.
       return usageFailure(error);
     }
-    console.error(`pq: ${(error as Error).message ?? error}`);
+    const hint = (error as { code?: unknown })?.code === "42P01"
+      ? " (is --table or --schema right? `pq migrate` creates the table)"
+      : "";
+    console.error(`pq: ${(error as Error).message ?? error}${hint}`);
     return 1;
   } finally {
     await sql.end({ timeout: 5 });
