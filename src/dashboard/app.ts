@@ -50,7 +50,6 @@ export function dashboardApp(pq: PQ, settings: DashboardSettings): Hono {
       });
     }
     const nonce = newCookieValue();
-    c.set("nonce" as never, nonce as never);
     const url = new URL(c.req.url);
     return {
       pq,
@@ -64,10 +63,11 @@ export function dashboardApp(pq: PQ, settings: DashboardSettings): Hono {
 
   const render = async (
     c: Context,
+    ctx: PageContext,
     body: Html | Promise<Html>,
     status = 200,
   ) => {
-    const nonce = c.get("nonce" as never) as string;
+    const nonce = ctx.nonce;
     c.header(
       "content-security-policy",
       `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
@@ -82,6 +82,7 @@ export function dashboardApp(pq: PQ, settings: DashboardSettings): Hono {
     const ctx = await contextOf(c);
     return render(
       c,
+      ctx,
       page(
         ctx,
         "Error",
@@ -110,26 +111,24 @@ export function dashboardApp(pq: PQ, settings: DashboardSettings): Hono {
     return await problem(c, 500, `Internal error: ${error.message}`);
   });
 
+  /** A GET route that renders a page with the request's context. */
+  const show = (
+    path: string,
+    build: (ctx: PageContext, url: URL) => Promise<Html | null>,
+  ) =>
+    root.get(path, async (c) => {
+      const ctx = await contextOf(c);
+      const body = await build(ctx, new URL(c.req.url));
+      return body ? render(c, ctx, body) : problem(c, 404, "Not found");
+    });
+
   // Browsers ask for it after a page without one (a refusal's plain text).
   root.get("/favicon.ico", (c) => c.body(null, 204));
-  root.get("/", async (c) => render(c, overviewPage(await contextOf(c))));
-  root.get(
-    "/queue",
-    async (c) => render(c, queuePage(await contextOf(c), new URL(c.req.url))),
-  );
-  root.get(
-    "/failed",
-    async (c) => render(c, failedPage(await contextOf(c), new URL(c.req.url))),
-  );
-  root.get(
-    "/schedules",
-    async (c) => render(c, schedulesPage(await contextOf(c))),
-  );
-  root.get("/job", async (c) => {
-    const ctx = await contextOf(c);
-    const body = await jobPage(ctx, c.req.query("id") ?? "");
-    return body ? render(c, body) : problem(c, 404, "No such job");
-  });
+  show("/", (ctx) => overviewPage(ctx));
+  show("/queue", queuePage);
+  show("/failed", failedPage);
+  show("/schedules", (ctx) => schedulesPage(ctx));
+  show("/job", (ctx, url) => jobPage(ctx, url.searchParams.get("id") ?? ""));
 
   /** Checks an action's request; returns its form, or a refusal. */
   const admit = async (
