@@ -298,7 +298,8 @@ export class PQ {
    * stop at `limit` jobs per queue and state and say so (`kind` is
    * `"atLeast"`); completed and cancelled jobs, which have no index by
    * queue, are estimated by the planner when the table keeps more than
-   * `limit` of them (`kind` is `"estimate"`). The per-minute figures are
+   * 500 of them (`kind` is `"estimate"`); the split by task reads at most
+   * 500 jobs per queue and state, and says `"atLeast"` beyond. The per-minute figures are
    * written by workers every few seconds and when they stop.
    *
    * @param options `limit`: count at most this many jobs per queue and
