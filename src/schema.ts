@@ -31,7 +31,7 @@ import { sharedV1 } from "./migrations/shared_v1.ts";
 import { sharedV2 } from "./migrations/shared_v2.ts";
 import { sharedV3 } from "./migrations/shared_v3.ts";
 import { sharedV4 } from "./migrations/shared_v4.ts";
-import { sharedV5 } from "./migrations/shared_v5.ts";
+import { sharedV6 } from "./migrations/shared_v6.ts";
 import { tableV1 } from "./migrations/table_v1.ts";
 import { tableV2 } from "./migrations/table_v2.ts";
 import { tableV3 } from "./migrations/table_v3.ts";
@@ -86,7 +86,7 @@ export interface TableNames {
 /** The steps of the job table; step n brings version n - 1 to n. */
 const TABLE_STEPS = [tableV1, tableV2, tableV3, tableV4];
 /** The steps of the schema's shared objects. */
-const SHARED_STEPS = [sharedV1, sharedV2, sharedV3, sharedV4, sharedV5];
+const SHARED_STEPS = [sharedV1, sharedV2, sharedV3, sharedV4, sharedV6];
 
 /** The version of the table this pq creates. */
 export const TABLE_VERSION: number = TABLE_STEPS.length;

@@ -1,5 +1,5 @@
 /**
- * The statements of `pq_counts` (shared step 5): add a worker's counts of
+ * The statements of `pq_counts` (shared step 6): add a worker's counts of
  * finished jobs per minute, and read the last hour's.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * Shared objects, version 5: `pq_counts`, jobs completed, failed and
+ * Shared objects, version 6: `pq_counts`, jobs completed, failed and
  * retried per minute, by table, queue and task, for the charts of
  * `pq.stats()` and the dashboard.
  *
@@ -23,8 +23,8 @@
 import type { TableNames } from "../schema.ts";
 import { sharedFunctionsV2 } from "./shared_v2.ts";
 
-/** The statements of shared step 5. */
-export function sharedV5(n: TableNames): string[] {
+/** The statements of shared step 6. */
+export function sharedV6(n: TableNames): string[] {
   const t = n.counts;
   const can = (privilege: string) =>
     `coalesce(has_table_privilege(relid, '${privilege}'), false)`;
@@ -54,6 +54,6 @@ export function sharedV5(n: TableNames): string[] {
       can("INSERT")
     })`,
     `grant select, insert, update, delete on ${t} to public`,
-    ...sharedFunctionsV2(n, 5),
+    ...sharedFunctionsV2(n, 6),
   ];
 }
