@@ -62,6 +62,15 @@ export type {
   WorkStats,
 } from "./src/work_options.ts";
 export { Job } from "./src/job.ts";
+export type {
+  CountKind,
+  MinuteCounts,
+  PQStats,
+  QueueStats,
+  StatCount,
+  StatsOptions,
+  TaskStats,
+} from "./src/stats.ts";
 export { assertStorable, jsonCodec } from "./src/codecs.ts";
 export { richCodec } from "./src/pickle.ts";
 export type { Codec } from "./src/codecs.ts";

@@ -6,7 +6,7 @@
  * into ESM `.js` with `.d.ts` beside them (the same "no slow types" check as
  * `deno publish`). This script unpacks that into `dist/npm/` and writes the
  * package.json npm users need: `postgres` as a peer dependency (pq uses the
- * caller's client), `croner` as an optional one (schedules only), `type: module`, `exports` with types, `engines`. With
+ * caller's client), `croner` and `hono` as optional ones (schedules; the dashboard), a `pq` bin (the CLI), `type: module`, `exports` with types, `engines`. With
  * `--pack` it then runs `npm pack`, leaving `dist/<name>-<version>.tgz`, and
  * prints that path as its last line.
  *
@@ -134,20 +134,40 @@ function main(args: string[]): void {
     types: "./mod.d.ts",
     exports: {
       ".": { types: "./mod.d.ts", import: "./mod.js", default: "./mod.js" },
+      "./cli": { types: "./cli.d.ts", import: "./cli.js", default: "./cli.js" },
+      "./dashboard": {
+        types: "./dashboard.d.ts",
+        import: "./dashboard.js",
+        default: "./dashboard.js",
+      },
     },
+    // `npx pq status`: cli.js runs its main when it is the program.
+    bin: { pq: "./cli.js" },
     sideEffects: false,
     engines: { node: ">=20" },
     peerDependencies: {
       postgres: npmRange(deno.imports?.postgres, "postgres"),
       // Only for schedules, loaded when one is used (src/cron.ts).
       croner: npmRange(deno.imports?.croner, "croner"),
+      // Only for the dashboard entry point (`@pq/pq/dashboard`).
+      hono: npmRange(deno.imports?.hono, "hono"),
     },
-    peerDependenciesMeta: { croner: { optional: true } },
+    peerDependenciesMeta: {
+      croner: { optional: true },
+      hono: { optional: true },
+    },
     keywords: ["postgres", "postgresql", "queue", "job queue", "worker"],
   };
   writeFileSync(
     join(out, "package.json"),
     JSON.stringify(manifest, null, 2) + "\n",
+  );
+  // Node runs the bin through its shebang: `deno run` would not be there.
+  const cliJs = join(out, "cli.js");
+  writeFileSync(
+    cliJs,
+    "#!/usr/bin/env node\n" +
+      readFileSync(cliJs, "utf8").replace(/^#!.*\n/, ""),
   );
   checkImports(out);
   const files = filesUnder(out);

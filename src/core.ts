@@ -7,6 +7,7 @@
  */
 
 import type { Codec } from "./codecs.ts";
+import type { Counters } from "./counters.ts";
 import type { Listener } from "./listener.ts";
 import type { Pruner } from "./pruner.ts";
 import type { Report } from "./report.ts";
@@ -108,6 +109,8 @@ export interface PQCore {
   report: Report;
   /** Removes finished jobs past their retention. */
   pruner: Pruner;
+  /** Counts finished jobs per minute for `stats()`. */
+  counters: Counters;
   /** Set by `close()`. */
   closed: boolean;
 }

@@ -7,6 +7,7 @@
 import { type Codec, jsonCodec } from "./codecs.ts";
 import { richCodec } from "./pickle.ts";
 import { buildStatements, type PQCore } from "./core.ts";
+import { Counters } from "./counters.ts";
 import { describe } from "./describe.ts";
 import { type DurationInput, parseDuration } from "./duration.ts";
 import { Listener } from "./listener.ts";
@@ -22,6 +23,7 @@ import type { TaskRegistry } from "./tasks.ts";
 import type { Sql } from "./types.ts";
 import type { KeepOptions, PQOptions, QueueOptions } from "./options.ts";
 import { Pruner } from "./pruner.ts";
+import { type PQStats, readStats, type StatsOptions } from "./stats.ts";
 import type { Retention } from "./sql/prune_jobs.ts";
 import {
   checkSchema,
@@ -43,6 +45,25 @@ const PQ_OPTIONS = [
   "keep",
   "onError",
 ] as const;
+
+/** The shared state of each PQ, for pq's own tools (see `coreOf`). */
+const cores = new WeakMap<PQ, PQCore>();
+
+/**
+ * The shared state of a PQ: for pq's own entry points (the CLI and the
+ * dashboard), not exported by `mod.ts`.
+ *
+ * @throws {TypeError} If `pq` is not a PQ from `createPQ()`.
+ */
+export function coreOf(pq: PQ): PQCore {
+  const core = cores.get(pq);
+  if (!core) {
+    throw new TypeError(
+      `Expected a PQ from createPQ(): received ${describe(pq)}`,
+    );
+  }
+  return core;
+}
 
 /**
  * A transactional job queue in one PostgreSQL table. Made by
@@ -78,6 +99,7 @@ export class PQ {
   constructor(core: PQCore, schema: string | undefined) {
     this.#core = core;
     this.#schema = schema;
+    cores.set(this, core);
   }
 
   /** The table's name. */
@@ -238,6 +260,7 @@ export class PQ {
     await core.listener.close();
     await core.pruner.close();
     await core.vacuum.close();
+    await core.counters.close();
   }
 
   /**
@@ -264,6 +287,58 @@ export class PQ {
   async prune(): Promise<number> {
     assertOpen(this.#core, "prune jobs");
     return await this.#core.pruner.prune(true);
+  }
+
+  /**
+   * Statistics of every queue of the table and of each of its tasks: jobs
+   * by state, the lag (how long the oldest ready job has waited), and task
+   * jobs completed, failed and retried per minute over the last hour.
+   *
+   * Cheap whatever the table's size: no statement scans the table. Counts
+   * stop at `limit` jobs per queue and state and say so (`kind` is
+   * `"atLeast"`); completed and cancelled jobs, which have no index by
+   * queue, are estimated by the planner when the table keeps more than
+   * 500 of them (`kind` is `"estimate"`); the split by task reads at most
+   * 500 jobs per queue and state, and says `"atLeast"` beyond. The per-minute figures are
+   * written by workers every few seconds and when they stop.
+   *
+   * @param options `limit`: count at most this many jobs per queue and
+   * state (default 10,000).
+   * @returns The statistics, queues sorted by name.
+   * @throws {RangeError} If `limit` is not a whole number from 1 to 1,000,000.
+   *
+   * @example How far behind is a queue?
+   * ```ts
+   * import postgres from "postgres";
+   * import { createPQ } from "@pq/pq";
+   * import assert from "node:assert/strict";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!, { onnotice: () => {} });
+   * const pq = createPQ(sql, { table: "pq_examples" });
+   * await pq.create();
+   * const queue = pq.queue("stats-apples");
+   * await queue.clear();
+   * const eat = queue.task("eat", (_: { kind: string }) => {});
+   * await eat({ kind: "Cox" });
+   * await eat({ kind: "Gala" });
+   * await queue.put("plain job");
+   * let stats = await pq.stats();
+   * let apples = stats.queues.find((q) => q.name === "stats-apples")!;
+   * assert.deepEqual(apples.counts.ready, { count: 3, kind: "exact" });
+   * assert.equal(apples.tasks[0].counts.ready.count, 2);
+   * assert.ok(apples.lagMs !== null && apples.lagMs >= 0);
+   * await queue.work({ burst: true });
+   * stats = await pq.stats();
+   * apples = stats.queues.find((q) => q.name === "stats-apples")!;
+   * assert.equal(apples.perMinute.at(-1)!.completed, 2);
+   * await queue.clear();
+   * await pq.close();
+   * await sql.end();
+   * ```
+   */
+  async stats(options?: StatsOptions): Promise<PQStats> {
+    assertOpen(this.#core, "read stats");
+    return await readStats(this.#core, options);
   }
 
   /**
@@ -378,6 +453,7 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
       workers: new Set(),
       report,
       pruner: new Pruner(sql, names, keep, report),
+      counters: new Counters(sql, names, report),
       closed: false,
     };
     return new PQ(core, schema);

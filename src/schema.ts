@@ -32,6 +32,7 @@ import { sharedV2 } from "./migrations/shared_v2.ts";
 import { sharedV3 } from "./migrations/shared_v3.ts";
 import { sharedV4 } from "./migrations/shared_v4.ts";
 import { sharedV5 } from "./migrations/shared_v5.ts";
+import { sharedV6 } from "./migrations/shared_v6.ts";
 import { tableV1 } from "./migrations/table_v1.ts";
 import { tableV2 } from "./migrations/table_v2.ts";
 import { tableV3 } from "./migrations/table_v3.ts";
@@ -83,6 +84,8 @@ export interface TableNames {
   rateLog: string;
   /** The schema's `pq_rate_reserve` function (`migrations/shared_v5.ts`). */
   rateReserveFunction: string;
+  /** The schema's `pq_counts` table: jobs finished per minute. */
+  counts: string;
   /** The table's `put_keyed` function (see `migrations/table_v4.ts`). */
   putKeyedFunction: string;
   /** The table's `take_limited` function (see `migrations/table_v5.ts`). */
@@ -96,7 +99,14 @@ export interface TableNames {
 /** The steps of the job table; step n brings version n - 1 to n. */
 const TABLE_STEPS = [tableV1, tableV2, tableV3, tableV4, tableV5];
 /** The steps of the schema's shared objects. */
-const SHARED_STEPS = [sharedV1, sharedV2, sharedV3, sharedV4, sharedV5];
+const SHARED_STEPS = [
+  sharedV1,
+  sharedV2,
+  sharedV3,
+  sharedV4,
+  sharedV5,
+  sharedV6,
+];
 
 /** The version of the table this pq creates. */
 export const TABLE_VERSION: number = TABLE_STEPS.length;
@@ -128,6 +138,7 @@ export function tableNames(
     rates: `${prefix}pq_rates`,
     rateLog: `${prefix}pq_rate_log`,
     rateReserveFunction: `${prefix}pq_rate_reserve`,
+    counts: `${prefix}pq_counts`,
     putKeyedFunction: `${prefix}${quoteIdent(objectName(table, "put_keyed"))}`,
     takeLimitedFunction: `${prefix}${
       quoteIdent(objectName(table, "take_limited"))

@@ -216,6 +216,7 @@ export class Worker implements RunningWorker {
       await scheduling;
       unsubscribe();
       this.#keeper.close();
+      await this.#core.counters.flush();
       this.#core.workers.delete(this);
       signal?.removeEventListener("abort", onAbort);
       this.#stop.dispose();
@@ -707,6 +708,9 @@ export class Worker implements RunningWorker {
   #report(outcomes: Outcome[]): void {
     for (const { stat, event } of outcomes) {
       if (stat) this.#stats[stat]++;
+      if (stat && event && "job" in event) {
+        this.#core.counters.add(this.#queue, event.job.task, stat);
+      }
       if (event) this.#emit(event);
     }
   }
