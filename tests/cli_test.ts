@@ -117,6 +117,26 @@ describe("cli", () => {
     assert.equal((await t.pq.queue("mail").job(id))?.state, "cancelled");
   });
 
+  test("pause and resume a queue, stored for every process", async () => {
+    const r = await pq(["pause", "mail", ...where]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Queue mail is paused\./);
+    assert.equal(await t.pq.queue("mail").paused(), true);
+    const again = await pq(["pause", "mail", "--json", ...where]);
+    assert.deepEqual(JSON.parse(again.stdout), {
+      queue: "mail",
+      state: "paused",
+      changed: false,
+    });
+    const resumed = await pq(["resume", "mail", ...where]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stdout, /Queue mail is running\./);
+    assert.equal(await t.pq.queue("mail").paused(), false);
+    const bad = await pq(["pause", ...where]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /pause needs exactly one <queue>/);
+  });
+
   test("retry --failed --queue retries every failed job of a queue", async () => {
     const queue = t.pq.queue("bulk");
     const fail = queue.task("fail", () => {

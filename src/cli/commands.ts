@@ -253,6 +253,24 @@ const cancel: Command = async (pq, line, output) => {
   return 0;
 };
 
+/** `pause <queue>` and `resume <queue>`: stored, so every process obeys. */
+function pauseCommand(pause: boolean): Command {
+  return async (pq, line, output) => {
+    const name = argument(line, "queue");
+    const queue = queueNamed(pq, name);
+    const changed = pause ? await queue.pause() : await queue.resume();
+    const state = pause ? "paused" : "running";
+    output.out(
+      line.options.json
+        ? json({ queue: name, state, changed })
+        : changed
+        ? `Queue ${name} is ${state}.`
+        : `Queue ${name} was ${state} already.`,
+    );
+    return 0;
+  };
+}
+
 const prune: Command = async (pq, line, output) => {
   const n = await pq.prune();
   output.out(
@@ -315,6 +333,8 @@ export const COMMANDS: Record<string, Command> = {
   job,
   retry,
   cancel,
+  pause: pauseCommand(true),
+  resume: pauseCommand(false),
   prune,
   schedules,
   dashboard: dashboardCommand,

@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 
 /** The one-line usage, printed on bad usage. */
 export const USAGE =
-  "Usage: pq <migrate|status|jobs|job|retry|cancel|prune|schedules|dashboard> [options] (pq --help for more)";
+  "Usage: pq <migrate|status|jobs|job|retry|cancel|pause|resume|prune|schedules|dashboard> [options] (pq --help for more)";
 
 /** `pq --help`. */
 export const HELP = `${USAGE}
@@ -23,6 +23,8 @@ Commands:
   retry <id>                       put a failed job back, ready
   retry --failed [--queue q]       retry every failed job (of one queue)
   cancel <id>                      cancel a job (a failed one is removed)
+  pause <queue>                    stop every worker taking from a queue
+  resume <queue>                   let them take again, at once
   prune                            remove finished jobs past their retention
   schedules                        every queue's cron schedules
   dashboard [--port 8080] [--write]
