@@ -73,12 +73,20 @@ function lastJson(output: string): unknown {
  * `POST /setup` and `POST /`.
  */
 const RUN_WORKERS = `import process from "node:process";
+import { readFileSync } from "node:fs";
 import { Miniflare } from "miniflare";
 
 async function run(scriptPath, bindings, requests) {
   const mf = new Miniflare({
-    modules: true,
-    scriptPath,
+    // The bundle as one module, as Wrangler passes it: with modules: true,
+    // Miniflare parses the code and refuses the variable specifier of pq's
+    // lazy import of its optional peer croner (ERR_MODULE_DYNAMIC_SPEC),
+    // which workerd itself only meets if a schedule is used.
+    modules: [{
+      type: "ESModule",
+      path: scriptPath,
+      contents: readFileSync(scriptPath, "utf8"),
+    }],
     compatibilityDate: "2025-09-01",
     compatibilityFlags: ["nodejs_compat"],
     bindings,
