@@ -7,6 +7,9 @@
  *   second, whatever the number of jobs).
  * - Idle schedules: the CPU a worker uses over a minute while its queue has
  *   1,000 schedules and none is due.
+ * - Blocked by a limit: the takes per second of a worker (8 slots,
+ *   pollInterval 1 s) whose every ready job waits behind one group at its
+ *   limit (issue 13: at most one per worker per pollInterval).
  *
  * @module
  */
@@ -98,12 +101,58 @@ async function idleSchedules(): Promise<number> {
   }
 }
 
+/** Takes per second of a worker whose jobs all wait behind one group. */
+async function blockedTakes(): Promise<number> {
+  let takes = 0;
+  const sql = postgres(url, {
+    max: 12,
+    onnotice: () => {},
+    debug: (_c, query) => {
+      if (query.includes("take_limited")) takes++;
+    },
+  });
+  const scratch = await freshSchema(sql);
+  const pq = createPQ(sql, { schema: scratch.schema, pollInterval: "1s" });
+  try {
+    await pq.create();
+    const q = pq.queue("blocked");
+    let started = 0;
+    const stop = new AbortController();
+    const task = q.task("one", async (_: unknown, job) => {
+      started++;
+      await new Promise((r) => job.signal.addEventListener("abort", r));
+    }, { group: () => "g", lease: "30s" });
+    await task.many(Array.from({ length: 200 }, () => ({ args: {} })));
+    const work = q.work({
+      concurrency: 8,
+      signal: stop.signal,
+      gracePeriod: 0,
+      onEvent: () => {},
+    });
+    while (started < 1) await sleep(50);
+    await sleep(2_000);
+    const seconds = quick ? 5 : 20;
+    takes = 0;
+    await sleep(seconds * 1000);
+    const rate = takes / seconds;
+    stop.abort();
+    await work;
+    return rate;
+  } finally {
+    await pq.close();
+    await scratch.drop();
+    await sql.end();
+  }
+}
+
 log("heartbeats with 1 long job...");
 const one = await heartbeats(1);
 log("heartbeats with 500 long jobs...");
 const many = await heartbeats(500);
 log("a worker with 1,000 idle schedules...");
 const cpu = await idleSchedules();
+log("a worker blocked behind one group...");
+const blocked = await blockedTakes();
 console.log(`pq costs, ${quick ? "quick" : "full"} run`);
 console.log();
 console.log("| cost | measured | target |");
@@ -122,4 +171,9 @@ console.log(
   `| worker CPU, 1,000 idle schedules | ${
     cpu.toFixed(2)
   } % of one core | < 5 % |`,
+);
+console.log(
+  `| takes of a worker (8 slots, pollInterval 1 s) whose 199 ready jobs wait behind one running group | ${
+    blocked.toFixed(2)
+  } statements/s | ≤ 1 per pollInterval |`,
 );

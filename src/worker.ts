@@ -123,6 +123,12 @@ export class Worker implements RunningWorker {
   readonly #watches: WatchRelay;
   /** The rate limits of the limited tasks. */
   readonly #rates: RateGate;
+  /**
+   * Limited tasks whose jobs all wait behind their limits: the next look is
+   * due at `until`, or at the next notification (the listener's generation
+   * moved on). One slot looks; the others leave the task alone meanwhile.
+   */
+  readonly #blocked = new Map<string, { until: number; generation: number }>();
   /** Smoothed handler time in ms, for the batch size. */
   #handlerMs = BATCH_BUDGET_MS;
   #fatal: unknown = undefined;
@@ -514,6 +520,19 @@ export class Worker implements RunningWorker {
     task: TaskDefinition,
   ): Promise<{ took: number; retryInMs: number | null }> {
     const limits = task.limits!;
+    const listener = this.#core.listener;
+    const poll = listener.pollIntervalMs;
+    const blocked = this.#blocked.get(task.name);
+    if (blocked) {
+      const waitMs = blocked.until - performance.now();
+      if (waitMs > 0 && listener.generation === blocked.generation) {
+        return { took: 0, retryInMs: waitMs };
+      }
+      // This slot looks: the others wait for its answer.
+      blocked.until = performance.now() + poll;
+      blocked.generation = listener.generation;
+    }
+    const generation = listener.generation;
     const gate = await this.#rates.enter(task);
     if (gate.waitMs > 0) return { took: 0, retryInMs: gate.waitMs };
     // A batch runs its jobs one after the other, holding a slot for each:
@@ -558,13 +577,16 @@ export class Worker implements RunningWorker {
         // They look again after pollInterval.
       });
     }
-    const poll = found.took === 0 && found.blocked
-      ? this.#core.listener.pollIntervalMs
-      : null;
-    const retryInMs = found.retryInMs === null
-      ? poll
-      : Math.min(found.retryInMs, poll ?? Infinity);
-    return { took: found.took, retryInMs };
+    if (found.took === 0 && found.blocked) {
+      this.#blocked.set(task.name, {
+        until: performance.now() + poll,
+        generation,
+      });
+      const retryInMs = Math.min(found.retryInMs ?? Infinity, poll);
+      return { took: 0, retryInMs };
+    }
+    this.#blocked.delete(task.name);
+    return { took: found.took, retryInMs: found.retryInMs };
   }
 
   /**
