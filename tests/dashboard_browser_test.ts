@@ -327,6 +327,25 @@ describe("dashboard in a browser", { skip: !found }, () => {
     assert.equal(await cell("beta", "grow", "rate"), "-");
   });
 
+  test("a paused queue and a task named like a script show as text", async () => {
+    // A "/" would name a codec: take the name as it is.
+    const evil = t.pq.queue(XSS, { codec: "json" });
+    evil.task(XSS, () => {}, { concurrency: 1 });
+    await evil.pause();
+    const seen = dialogs.length;
+    await page.goto(server.url);
+    assert.match(await page.locator("#paused-banner").innerText(), /<script>/);
+    await page.goto(`${server.url}ro/flow`);
+    assert.ok((await page.locator("#paused").innerText()).includes(XSS));
+    assert.ok((await page.locator("#limits").innerText()).includes(XSS));
+    assert.doesNotMatch(
+      await page.locator("main").innerText(),
+      /Pause a queue from its page/,
+    );
+    assert.equal(dialogs.length, seen);
+    await evil.resume();
+  });
+
   test("no page logged an error to the console", () => {
     const refused = problems.filter((p) => /status of 403/.test(p));
     assert.equal(refused.length, refusals);

@@ -86,8 +86,9 @@ export async function flowPage(ctx: PageContext): Promise<Html> {
     <h1>Flow control</h1>
     <h2>Paused queues</h2>
     <p class="muted">Stored in the table: no process takes jobs from these
-      queues until they are resumed; puts still enqueue. Pause a queue from
-      its page.</p>
+      queues until they are resumed; puts still enqueue.${ctx.readOnly
+        ? ""
+        : " Pause a queue from its page."}</p>
     ${paused.length
       ? html`
         <table id="paused">
