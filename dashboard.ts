@@ -1,7 +1,8 @@
 /**
  * A web dashboard for a pq table: every queue with its counts, lag and
  * charts; a queue's jobs page by page; a job with its data, error and
- * result; failed jobs to retry or delete; schedules to pause. Server-side
+ * result; failed jobs to retry or delete; schedules to pause; queues to
+ * pause and resume, and the limits of this process's tasks. Server-side
  * HTML with inline SVG charts, no build step, no CDN: it works offline.
  *
  * `dashboard(pq, options)` returns a web-standard handler, `(request:
@@ -72,7 +73,7 @@ import { describe } from "./src/describe.ts";
 export interface DashboardOptions {
   /** Where it is mounted, e.g. `"/ops/"` (default `"/"`). */
   basePath?: string;
-  /** Refuse every action (default true): `false` allows retry, cancel, ... */
+  /** Refuse every action (default true): `false` allows retry, pause, ... */
   readOnly?: boolean;
   /**
    * Called with every request (pages and actions); a false answer refuses

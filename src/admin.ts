@@ -1,7 +1,8 @@
 /**
  * What the CLI and the dashboard do to a PQ's table beyond the public API:
- * find a job by id alone, list a queue's jobs, every queue's schedules, and
- * retry or delete all failed jobs in batches of a bounded size.
+ * find a job by id alone, list a queue's jobs, every queue's schedules, the
+ * paused queues and the tasks registered in this process with their limits,
+ * and retry or delete all failed jobs in batches of a bounded size.
  *
  * @module
  */
@@ -23,8 +24,9 @@ import {
   queueOfJob,
 } from "./sql/browse_jobs.ts";
 import { readJob } from "./sql/job_state.ts";
+import { listPaused, type PausedQueue } from "./sql/pause.ts";
 
-export type { AnySchedule, JobSummary };
+export type { AnySchedule, JobSummary, PausedQueue };
 
 /** The states a list can be filtered by, as the user names them. */
 export const LISTED_STATES: readonly string[] = [
@@ -112,4 +114,48 @@ export async function deleteFailed(
 export async function allSchedules(pq: PQ): Promise<AnySchedule[]> {
   const core = coreOf(pq);
   return await listAllSchedules(core.sql, core.names);
+}
+
+/** Every paused queue of the table, by name. */
+export async function pausedQueues(pq: PQ): Promise<PausedQueue[]> {
+  const core = coreOf(pq);
+  return await listPaused(core.sql, core.names);
+}
+
+/** A task registered in this process, with its mode and limits. */
+export interface RegisteredTask {
+  queue: string;
+  task: string;
+  /** Lease mode's lease in ms; null: transaction mode. */
+  leaseMs: number | null;
+  concurrency: number | null;
+  /** Whether jobs get their group from the task's `group` function. */
+  groupFunction: boolean;
+  groupConcurrency: number | null;
+  rateLimit: { limit: number; perMs: number } | null;
+}
+
+/**
+ * The tasks registered on this PQ, by queue and name. Limits are code, not
+ * data: they live in each process's registry, so another process may run
+ * the same task with other limits, or not at all.
+ */
+export function registeredTasks(pq: PQ): RegisteredTask[] {
+  const list: RegisteredTask[] = [];
+  for (const [queue, registry] of coreOf(pq).tasks) {
+    for (const d of registry.values()) {
+      list.push({
+        queue,
+        task: d.name,
+        leaseMs: d.leaseMs,
+        concurrency: d.limits?.concurrency ?? null,
+        groupFunction: Boolean(d.limits?.groupOf),
+        groupConcurrency: d.limits?.groupConcurrency ?? null,
+        rateLimit: d.limits?.rateLimit ?? null,
+      });
+    }
+  }
+  return list.sort((a, b) =>
+    a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : a.task < b.task ? -1 : 1
+  );
 }

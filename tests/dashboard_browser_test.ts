@@ -100,6 +100,14 @@ describe("dashboard in a browser", { skip: !found }, () => {
     await grow(3, { scheduleAt: "1h" });
     await beta.work({ burst: true, onEvent: () => {} });
     failedId = (await beta.failed())[0].id;
+    // Limits are code: the flow-control page shows this process's registry.
+    t.pq.queue("gamma").task("press", () => {}, {
+      lease: "5m",
+      concurrency: 3,
+      group: (args: { farm: string }) => args.farm,
+      groupConcurrency: 2,
+      rateLimit: { limit: 100, per: "1m" },
+    });
     const writable = dashboard(t.pq, { readOnly: false });
     const readOnly = dashboard(t.pq, { basePath: "/ro/" });
     server = await serve(
@@ -224,6 +232,118 @@ describe("dashboard in a browser", { skip: !found }, () => {
     });
     assert.equal(status, 403);
     assert.equal(await stateOf(id), "failed");
+  });
+
+  test("pausing a queue from its page stores the pause and shows the badge; resume from flow control", async () => {
+    const alpha = t.pq.queue("alpha");
+    await page.goto(`${server.url}queue?name=alpha`);
+    assert.equal(await page.locator("#paused").count(), 0);
+    await page.click("form.action button:has-text('Pause')");
+    await page.waitForURL(/queue\?name=alpha/);
+    assert.equal(
+      dialogs.at(-1),
+      "Pause alpha? No process will take its jobs until it is resumed.",
+    );
+    assert.equal(await page.locator("#paused").innerText(), "paused");
+    assert.equal(await alpha.paused(), true);
+
+    await page.goto(server.url);
+    assert.equal(
+      await page.locator('tr[data-queue="alpha"] .state-paused').innerText(),
+      "paused",
+    );
+    assert.equal(
+      await page.locator('tr[data-queue="beta"] .state-paused').count(),
+      0,
+    );
+    assert.match(await page.locator("#paused-banner").innerText(), /alpha/);
+    await shoot("overview-paused");
+
+    await page.goto(`${server.url}flow`);
+    const row = page.locator('#paused tr[data-queue="alpha"]');
+    assert.match(await row.innerText(), /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
+    await shoot("flow");
+    await row.locator("button:has-text('Resume')").click();
+    await page.waitForURL(/\/flow$/);
+    assert.equal(await alpha.paused(), false);
+    assert.equal(await page.locator("#none-paused").count(), 1);
+    await page.goto(server.url);
+    assert.equal(await page.locator(".state-paused").count(), 0);
+  });
+
+  test("pause and resume are refused read-only or with a bad CSRF token, changing nothing", async () => {
+    const alpha = t.pq.queue("alpha");
+    await page.goto(`${server.url}ro/queue?name=alpha`);
+    assert.equal(await page.locator("form.action").count(), 0);
+    await page.goto(`${server.url}ro/flow`);
+    assert.equal(await page.locator("form.action").count(), 0);
+    assert.equal(
+      await submit("/ro/queue/pause", { queue: "alpha", csrf: "0".repeat(64) }),
+      403,
+    );
+    assert.equal(await alpha.paused(), false);
+
+    await page.goto(`${server.url}queue?name=alpha`);
+    const form = page.locator("form.action").first();
+    assert.equal(
+      await submit((await form.getAttribute("action"))!, {
+        queue: "alpha",
+        csrf: "f".repeat(64),
+      }),
+      403,
+    );
+    assert.equal(await alpha.paused(), false);
+
+    await alpha.pause();
+    await page.goto(`${server.url}flow`);
+    const resume = page.locator('#paused tr[data-queue="alpha"] form.action');
+    assert.equal(
+      await submit((await resume.getAttribute("action"))!, {
+        queue: "alpha",
+        csrf: "f".repeat(64),
+      }),
+      403,
+    );
+    assert.equal(await alpha.paused(), true);
+    await alpha.resume();
+  });
+
+  test("the flow-control page lists this process's tasks with their limits", async () => {
+    await page.goto(`${server.url}flow`);
+    assert.match(
+      await page.locator("main").innerText(),
+      /tasks registered in this process/i,
+    );
+    const cell = (queue: string, task: string, limit: string) =>
+      page.locator(
+        `#limits tr[data-queue="${queue}"][data-task="${task}"] td[data-limit="${limit}"]`,
+      ).innerText();
+    assert.equal(await cell("gamma", "press", "mode"), "lease (5m)");
+    assert.equal(await cell("gamma", "press", "concurrency"), "3");
+    assert.equal(await cell("gamma", "press", "group"), "2 per group()");
+    assert.equal(await cell("gamma", "press", "rate"), "100 per 1m");
+    assert.equal(await cell("beta", "grow", "mode"), "transaction");
+    assert.equal(await cell("beta", "grow", "concurrency"), "-");
+    assert.equal(await cell("beta", "grow", "rate"), "-");
+  });
+
+  test("a paused queue and a task named like a script show as text", async () => {
+    // A "/" would name a codec: take the name as it is.
+    const evil = t.pq.queue(XSS, { codec: "json" });
+    evil.task(XSS, () => {}, { concurrency: 1 });
+    await evil.pause();
+    const seen = dialogs.length;
+    await page.goto(server.url);
+    assert.match(await page.locator("#paused-banner").innerText(), /<script>/);
+    await page.goto(`${server.url}ro/flow`);
+    assert.ok((await page.locator("#paused").innerText()).includes(XSS));
+    assert.ok((await page.locator("#limits").innerText()).includes(XSS));
+    assert.doesNotMatch(
+      await page.locator("main").innerText(),
+      /Pause a queue from its page/,
+    );
+    assert.equal(dialogs.length, seen);
+    await evil.resume();
   });
 
   test("no page logged an error to the console", () => {

@@ -15,6 +15,7 @@ import { actOnAllFailed, deleteFailed, findJob, queueNamed } from "../admin.ts";
 import type { PQ } from "../create_pq.ts";
 import { CsrfKey, newCookieValue } from "./csrf.ts";
 import { failedPage } from "./failed_page.ts";
+import { flowPage } from "./flow_page.ts";
 import { jobPage } from "./job_page.ts";
 import { type Html, page, type PageContext } from "./layout.ts";
 import { overviewPage } from "./overview.ts";
@@ -128,6 +129,7 @@ export function dashboardApp(pq: PQ, settings: DashboardSettings): Hono {
   show("/queue", queuePage);
   show("/failed", failedPage);
   show("/schedules", (ctx) => schedulesPage(ctx));
+  show("/flow", (ctx) => flowPage(ctx));
   show("/job", (ctx, url) => jobPage(ctx, url.searchParams.get("id") ?? ""));
 
   /** Checks an action's request; returns its form, or a refusal. */
@@ -196,5 +198,9 @@ export function dashboardApp(pq: PQ, settings: DashboardSettings): Hono {
     "/schedules/resume",
     (f) => queueNamed(pq, f.queue ?? "").resumeSchedule(f.name ?? ""),
   );
+  // Stored in the table, so the pause holds in every process (and pausing
+  // a paused queue, from two tabs, is no error).
+  post("/queue/pause", (f) => queueNamed(pq, f.queue ?? "").pause());
+  post("/queue/resume", (f) => queueNamed(pq, f.queue ?? "").resume());
   return app;
 }

@@ -90,6 +90,7 @@ pre { background: #fff; border: 1px solid #e3e6eb; padding: .6rem; overflow: aut
 .depth .scheduled { fill: #74c0fc; } .depth .running { fill: #f59f00; }
 .state { padding: 0 .4rem; border-radius: .6rem; background: #e9ecef; }
 .state-failed { background: #ffe3e3; } .state-ready { background: #d3f9d8; } .state-running { background: #fff3bf; }
+.state-paused { background: #1d2330; color: #fff; font-size: .85em; }
 form.action { display: inline; } form.action button { margin-right: .3rem; }
 .tabs a { margin-right: .8rem; } .tabs a.on { font-weight: 700; }
 .muted { color: #6b7385; } .error { color: #c92a2a; }
@@ -108,6 +109,7 @@ const NAV: [string, string][] = [
   ["", "Overview"],
   ["failed", "Failed"],
   ["schedules", "Schedules"],
+  ["flow", "Flow control"],
 ];
 
 /** A whole page. */

@@ -1,15 +1,28 @@
 /**
  * A queue's jobs by state, newest first, 50 a page with keyset paging
  * ("older" continues below the last id shown), and a search by job id or
- * unique key.
+ * unique key. Shows whether the queue is paused, with a pause or resume
+ * button.
  *
  * @module
  */
 
 import { html } from "hono/html";
-import { browseJobs, LISTED_STATES, storedStates } from "../admin.ts";
+import {
+  browseJobs,
+  LISTED_STATES,
+  queueNamed,
+  storedStates,
+} from "../admin.ts";
 import type { JobSummary } from "../sql/browse_jobs.ts";
-import { href, type Html, page, type PageContext, when } from "./layout.ts";
+import {
+  action,
+  href,
+  type Html,
+  page,
+  type PageContext,
+  when,
+} from "./layout.ts";
 
 /** Jobs per page. */
 export const PAGE_SIZE = 50;
@@ -60,15 +73,18 @@ export async function queuePage(ctx: PageContext, url: URL): Promise<Html> {
     ? beforeParam
     : null;
   const states = storedStates(state);
-  const jobs = name
-    ? await browseJobs(ctx.pq, {
-      queue: name,
-      states,
-      before,
-      search,
-      limit: PAGE_SIZE,
-    })
-    : [];
+  const [jobs, paused] = name
+    ? await Promise.all([
+      browseJobs(ctx.pq, {
+        queue: name,
+        states,
+        before,
+        search,
+        limit: PAGE_SIZE,
+      }),
+      queueNamed(ctx.pq, name).paused(),
+    ])
+    : [[], false];
   const tabs = [null, ...LISTED_STATES].map((s) =>
     html`<a href="${href(ctx, "queue", { name, state: s })}" class="${
       s === state ? "on" : ""
@@ -85,7 +101,24 @@ export async function queuePage(ctx: PageContext, url: URL): Promise<Html> {
     }">Older jobs →</a></p>`
     : html``;
   const body = html`
-    <h1>Queue ${name}</h1>
+    <h1>Queue ${name}${paused
+      ? html`
+        <span class="state state-paused" id="paused">paused</span>
+      `
+      : ""}</h1>
+    ${name
+      ? html`<p>${
+        paused
+          ? action(ctx, "queue/resume", "Resume", { queue: name })
+          : action(
+            ctx,
+            "queue/pause",
+            "Pause",
+            { queue: name },
+            `Pause ${name}? No process will take its jobs until it is resumed.`,
+          )
+      }</p>`
+      : ""}
     <p class="tabs">${tabs}</p>
     <form method="get"
       action="${href(

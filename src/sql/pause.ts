@@ -76,3 +76,28 @@ export async function wakeTaskTakers(
     [queue, count],
   );
 }
+
+/** A paused queue and when it was paused. */
+export interface PausedQueue {
+  queue: string;
+  pausedAt: Date;
+}
+
+/**
+ * Every paused queue of the table, by name. One probe of the primary key's
+ * `relid` prefix in a table that holds only paused queues, so the
+ * dashboard's overview can afford it on every load.
+ */
+export async function listPaused(
+  db: Executor,
+  names: TableNames,
+): Promise<PausedQueue[]> {
+  const rows = await db.unsafe(
+    `select queue, paused_at from ${names.paused}
+    where relid = ${names.relid} order by queue`,
+  );
+  return rows.map((r) => ({
+    queue: r.queue as string,
+    pausedAt: r.paused_at as Date,
+  }));
+}
