@@ -308,7 +308,12 @@ async function produce(): Promise<void> {
     }
     await sleep(2);
   }
-  while (inFlight > 0) await new Promise<void>((r) => room = r);
+  // A put may never settle (postgres.js 3.4.9 loses the first query of a
+  // connection killed at the wrong moment, porsager/postgres#1174): wait
+  // 10 s at most, and report them.
+  const until = performance.now() + 10_000;
+  while (inFlight > 0 && performance.now() < until) await sleep(50);
+  if (inFlight > 0) log(`${inFlight} puts never settled`);
 }
 
 /** Windows: figures at each boundary, server samples off the hot path. */
@@ -391,13 +396,27 @@ try {
   await watching;
   // Drain: wait for every acknowledged job to complete (at most 30 s).
   const deadline = performance.now() + 30_000;
-  while (done < acked && performance.now() < deadline) await sleep(100);
-  drained = done >= acked;
-  if (!drained) {
+  // A batch whose commit landed just before its connection was killed
+  // completed with no success event: an empty table also means drained.
+  while (performance.now() < deadline) {
+    if (done >= acked) break;
     const [{ n }] = await admin.unsafe(
       `select count(*)::int as n from ${table}`,
     );
-    log(`not drained after 30 s: ${acked - done} jobs, ${n} rows in the table`);
+    if (n === 0) break;
+    await sleep(200);
+  }
+  drained = true;
+  if (done < acked) {
+    const [{ n }] = await admin.unsafe(
+      `select count(*)::int as n from ${table}`,
+    );
+    drained = n === 0;
+    log(
+      `${
+        acked - done
+      } acknowledged jobs without a success event, ${n} rows in the table`,
+    );
   }
 } finally {
   workStop.abort();
