@@ -51,6 +51,7 @@ import {
   taskRegistry,
 } from "./tasks.ts";
 import { RateGate } from "./rate_gate.ts";
+import { noteReachable } from "./reconnect_backoff.ts";
 import { wakeTaskTakers } from "./sql/pause.ts";
 import type { Waiter } from "./waiters.ts";
 import {
@@ -486,6 +487,7 @@ export class Worker implements RunningWorker {
         await this.#finishBatch(t, found, outcomes);
       });
       committed = true;
+      noteReachable(this.#core.sql);
     } catch (thrown) {
       const error = isConnectionError(thrown)
         ? new PQError(

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { noteReachable } from "../reconnect_backoff.ts";
 import type { TableNames } from "../schema.ts";
 import type { Executor } from "../types.ts";
 import { arrayLiteral } from "./arrays.ts";
@@ -207,6 +208,7 @@ export async function insertJob(
   const [row] = await db.unsafe(statements.one, params as never[], {
     prepare: true,
   }).values();
+  noteReachable(db);
   return row ? row[0] : null;
 }
 
@@ -247,6 +249,7 @@ export async function insertJobs(
   if (bound) params.push(bound.mark);
   const rows = await db.unsafe(text, params as never[], { prepare: true })
     .values();
+  noteReachable(db);
   if (bound && rows.length === 0) return null;
   // Identity values are drawn in insertion order, which is input order;
   // sorting makes that explicit whatever order RETURNING uses.
@@ -280,6 +283,7 @@ async function insertKeyed(
   if (bound) params.push(bound.mark);
   const rows = await db.unsafe(text, params as never[], { prepare: true })
     .values();
+  noteReachable(db);
   if (bound && rows.length === 0) return null;
   return rows.map((row) => row[0] as string);
 }

@@ -5,6 +5,7 @@
  */
 
 import type { TableNames } from "../schema.ts";
+import { noteReachable } from "../reconnect_backoff.ts";
 import type { Executor } from "../types.ts";
 
 /** A job row as taken from the table (data still encoded). */
@@ -211,6 +212,7 @@ export async function takeJobs(
   const params = [queue, ...rest];
   const rows = await db.unsafe(text, params as never[], { prepare: true })
     .values();
+  noteReachable(db);
   const first = rows[0];
   const due = first?.[7];
   const result: TakeResult = {
