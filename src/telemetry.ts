@@ -94,7 +94,7 @@ interface MeterProvider {
  * The parts of `@opentelemetry/api` that pq uses, typed here so that pq's
  * types do not need the package.
  */
-export interface OtelApi {
+interface OtelApi {
   trace: {
     getTracer(name: string): Tracer;
     setSpan(context: Context, span: Span): Context;
