@@ -181,9 +181,9 @@ export class Telemetry {
     );
     const context = api.trace.setSpan(parent, span);
     let trace: string | null = null;
-    // Not when tracing is off (an invalid context: no provider registered),
-    // but also when a sampler dropped the span: its context still carries
-    // the decision, so the job's run is dropped too.
+    // Stored whenever the span's context is valid, also when a sampler
+    // dropped the span: the context carries that decision to the job's run.
+    // Without a registered provider it is invalid, and nothing is stored.
     if (api.trace.isSpanContextValid(span.spanContext())) {
       const carrier: Record<string, string> = {};
       api.propagation.inject(context, carrier);
