@@ -7,6 +7,7 @@
 import process from "node:process";
 import postgres from "postgres";
 import { createPQ, type PQ, type Sql } from "../mod.ts";
+import { otelMode } from "./otel.ts";
 
 /** The server to measure: `DATABASE_URL`, or the local test database. */
 export function benchUrl(): string {
@@ -45,9 +46,12 @@ export async function freshSchema(sql: Sql): Promise<Scratch> {
   };
 }
 
-/** A PQ on `sql` with its table created in `schema`. */
+/**
+ * A PQ on `sql` with its table created in `schema` (OpenTelemetry as
+ * `PQ_BENCH_OTEL` says: see `otel.ts`).
+ */
 export async function openPQ(sql: Sql, schema: string): Promise<PQ> {
-  const pq = createPQ(sql, { schema });
+  const pq = createPQ(sql, { schema, telemetry: otelMode() !== "off" });
   await pq.create();
   return pq;
 }

@@ -12,13 +12,15 @@
  * `--only=word` (workloads whose name contains it), `--vacuum=S` (when the
  * server's autovacuum is off, churn VACUUMs its table every S seconds,
  * default 10; 0: never). The server comes from `DATABASE_URL` (default
- * `postgres://root@127.0.0.1:5432/test`).
+ * `postgres://root@127.0.0.1:5432/test`); OpenTelemetry from
+ * `PQ_BENCH_OTEL` (`off`, `api` or `sdk`: see `otel.ts`).
  *
  * @module
  */
 
 import process from "node:process";
 import { benchUrl, connect, freshSchema } from "./db.ts";
+import { otelMode, startOtel } from "./otel.ts";
 import { row, summarize, table } from "./report.ts";
 import type { RunResult, Workload } from "./workload.ts";
 import { churn } from "./workloads/churn.ts";
@@ -75,6 +77,8 @@ const vacuumMs = autovacuum === "on"
   ? 0
   : Number(option(args, "vacuum") ?? 10) * 1000;
 const selected = WORKLOADS.filter((w) => !only || w.name.includes(only));
+const otel = otelMode();
+const stopOtel = await startOtel(otel);
 
 const log = (text: string) => process.stderr.write(`${text}\n`);
 const rows: string[][] = [];
@@ -124,6 +128,7 @@ try {
   }
 } finally {
   await sql.end();
+  await stopOtel();
 }
 
 const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
@@ -136,7 +141,7 @@ console.log(
     process.versions[runtime as "node"] ?? process.version
   } (${((performance.now() - began) / 1000).toFixed(0)} s; medians of ${
     reps ?? (quick ? 1 : "5 (churn: 1)")
-  } runs; ratio = median of per-run pq/raw, for latency pq p50 / raw p50)`,
+  } runs; ratio = median of per-run pq/raw, for latency pq p50 / raw p50; OpenTelemetry: ${otel})`,
 );
 console.log();
 console.log(table(rows));

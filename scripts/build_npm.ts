@@ -6,7 +6,7 @@
  * into ESM `.js` with `.d.ts` beside them (the same "no slow types" check as
  * `deno publish`). This script unpacks that into `dist/npm/` and writes the
  * package.json npm users need: `postgres` as a peer dependency (pq uses the
- * caller's client), `croner` and `hono` as optional ones (schedules; the dashboard), a `pq` bin (the CLI), `type: module`, `exports` with types, `engines`. With
+ * caller's client), `croner`, `hono` and `@opentelemetry/api` as optional ones (schedules; the dashboard; traces and metrics), a `pq` bin (the CLI), `type: module`, `exports` with types, `engines`. With
  * `--pack` it then runs `npm pack`, leaving `dist/<name>-<version>.tgz`, and
  * prints that path as its last line.
  *
@@ -151,10 +151,16 @@ function main(args: string[]): void {
       croner: npmRange(deno.imports?.croner, "croner"),
       // Only for the dashboard entry point (`@pq/pq/dashboard`).
       hono: npmRange(deno.imports?.hono, "hono"),
+      // Only for traces and metrics, loaded when present (src/telemetry.ts).
+      "@opentelemetry/api": npmRange(
+        deno.imports?.["@opentelemetry/api"],
+        "@opentelemetry/api",
+      ),
     },
     peerDependenciesMeta: {
       croner: { optional: true },
       hono: { optional: true },
+      "@opentelemetry/api": { optional: true },
     },
     keywords: ["postgres", "postgresql", "queue", "job queue", "worker"],
   };

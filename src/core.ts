@@ -21,6 +21,7 @@ import {
   type TakeShape,
 } from "./sql/take_jobs.ts";
 import type { TaskRegistry } from "./tasks.ts";
+import type { Telemetry } from "./telemetry.ts";
 import type { Sql } from "./types.ts";
 import type { Vacuum } from "./vacuum.ts";
 
@@ -111,6 +112,13 @@ export interface PQCore {
   pruner: Pruner;
   /** Counts finished jobs per minute for `stats()`. */
   counters: Counters;
+  /**
+   * Spans and metrics: null without OpenTelemetry (not installed, or
+   * `telemetry: false`), undefined while `@opentelemetry/api` loads.
+   */
+  telemetry: Telemetry | null | undefined;
+  /** Settles once `telemetry` is known (see `telemetry.ts`). */
+  telemetryLoaded: Promise<Telemetry | null> | null;
   /** Set by `close()`. */
   closed: boolean;
 }

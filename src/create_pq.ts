@@ -23,6 +23,7 @@ import type { TaskRegistry } from "./tasks.ts";
 import type { Sql } from "./types.ts";
 import type { KeepOptions, PQOptions, QueueOptions } from "./options.ts";
 import { Pruner } from "./pruner.ts";
+import { startTelemetry } from "./telemetry.ts";
 import { type PQStats, readStats, type StatsOptions } from "./stats.ts";
 import type { Retention } from "./sql/prune_jobs.ts";
 import {
@@ -42,6 +43,7 @@ const PQ_OPTIONS = [
   "listen",
   "pollInterval",
   "vacuum",
+  "telemetry",
   "keep",
   "onError",
 ] as const;
@@ -454,8 +456,14 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
       report,
       pruner: new Pruner(sql, names, keep, report),
       counters: new Counters(sql, names, report),
+      telemetry: null,
+      telemetryLoaded: null,
       closed: false,
     };
+    if (checkBoolean(o.telemetry, "telemetry") ?? true) {
+      core.telemetry = undefined;
+      startTelemetry(core);
+    }
     return new PQ(core, schema);
   } catch (error) {
     withAction("create PQ", error);

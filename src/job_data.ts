@@ -55,6 +55,7 @@ export function recordOf(queue: string, row: TakenRow): JobRecord {
     expectedAt: row.expectedAt,
     key: row.key,
     group: row.group,
+    trace: row.trace,
   };
 }
 

@@ -275,6 +275,14 @@ export interface PQOptions {
    */
   keep?: KeepOptions;
   /**
+   * Traces and metrics through OpenTelemetry when the optional package
+   * `@opentelemetry/api` is installed (default true): a span for each put
+   * and each job run, the trace context stored with the job, job counts
+   * and durations. False never loads the package. See the README's
+   * "OpenTelemetry".
+   */
+  telemetry?: boolean;
+  /**
    * Hears what goes wrong away from any caller, as a `PQError`: background
    * failures (`BACKGROUND`: the listener cannot connect or register, a poll
    * or a vacuum fails, with the driver's error as `cause`), jobs parked

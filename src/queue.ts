@@ -45,6 +45,7 @@ import type {
   WaitForOptions,
 } from "./options.ts";
 import { insertJob, insertJobs, type NewJob } from "./sql/insert_jobs.ts";
+import { tracedPut } from "./telemetry.ts";
 import {
   countJobs,
   deleteJobs,
@@ -178,15 +179,23 @@ export class Queue<T = unknown, I = T> {
     const job = this.#newJob(data, options, "put job");
     this.#checkOpen("put job");
     const binding = this.#binding;
-    const id = await insertJob(
-      this.#db,
-      binding
-        ? this.#core.statements.insertBound
-        : this.#core.statements.insert,
+    const id = await tracedPut(
+      this.#core,
       this.name,
       null,
-      job,
-      binding ?? undefined,
+      1,
+      (trace) =>
+        insertJob(
+          this.#db,
+          binding
+            ? this.#core.statements.insertBound
+            : this.#core.statements.insert,
+          this.name,
+          null,
+          job,
+          binding ?? undefined,
+          trace,
+        ),
     );
     binding?.confirm(id !== null, "put job");
     return id!;
@@ -241,15 +250,23 @@ export class Queue<T = unknown, I = T> {
     }
     this.#checkOpen("put jobs");
     const binding = this.#binding;
-    const ids = await insertJobs(
-      this.#db,
-      binding
-        ? this.#core.statements.insertBound
-        : this.#core.statements.insert,
+    const ids = await tracedPut(
+      this.#core,
       this.name,
       null,
-      jobs,
-      binding ?? undefined,
+      jobs.length,
+      (trace) =>
+        insertJobs(
+          this.#db,
+          binding
+            ? this.#core.statements.insertBound
+            : this.#core.statements.insert,
+          this.name,
+          null,
+          jobs,
+          binding ?? undefined,
+          trace,
+        ),
     );
     binding?.confirm(ids !== null, "put jobs");
     return ids!;
@@ -1209,7 +1226,7 @@ export class Queue<T = unknown, I = T> {
    * await queue.put({ n: 1 });
    * assert.equal(await queue.get({ block: false }), null);
    * await queue.resume();
-   * assert.equal((await queue.get({ block: false }))?.data.n, 1);
+   * assert.deepEqual((await queue.get({ block: false }))?.data, { n: 1 });
    * await pq.close();
    * await sql.end();
    * ```

@@ -23,6 +23,7 @@ import type { TakenRow } from "./sql/take_jobs.ts";
 import { storedErrorJson } from "./stored_error.ts";
 import { Snooze } from "./task_job.ts";
 import { retryDelay, type TaskRegistry } from "./tasks.ts";
+import { tracedRun } from "./telemetry.ts";
 import type { WorkEvent, WorkStats } from "./work_options.ts";
 import type { StopControl } from "./worker_stop.ts";
 
@@ -145,7 +146,13 @@ async function runHandler(
       try {
         returned = await t.run(ctx.stop.running(
           attempt,
-          attempt.call(args, definition.codec, { tx: guard.tx }),
+          tracedRun(
+            ctx.core,
+            ctx.queue,
+            row,
+            definition.name,
+            () => attempt.call(args, definition.codec, { tx: guard.tx }),
+          ),
         ));
       } finally {
         guard.close();

@@ -21,6 +21,7 @@ import type { TakenRow } from "./sql/take_jobs.ts";
 import { storedErrorJson } from "./stored_error.ts";
 import { Snooze } from "./task_job.ts";
 import { retryDelay } from "./tasks.ts";
+import { tracedRun } from "./telemetry.ts";
 import type { TransactionSql } from "./types.ts";
 
 /** What a lease job's run decided: the event, and the write, if any. */
@@ -94,20 +95,29 @@ export async function runLeaseJob(
   try {
     returned = await ctx.stop.running(
       attempt,
-      attempt.call(read.data, definition.codec, {
-        complete: async (tx: TransactionSql, result?: unknown) => {
-          const kept = ctx.keepCompleted
-            ? {
-              result: encodeResult(ctx, definition.codec, result, row.id),
-              progress: attempt.progress,
-            }
-            : null;
-          if (!await completeLeaseJob(tx, core.names, row.id, token, kept)) {
-            throw leaseLostError(row.id, "another worker has it");
-          }
-          attempt.completedByCaller = true;
-        },
-      }),
+      tracedRun(
+        core,
+        queue,
+        row,
+        definition.name,
+        () =>
+          attempt.call(read.data, definition.codec, {
+            complete: async (tx: TransactionSql, result?: unknown) => {
+              const kept = ctx.keepCompleted
+                ? {
+                  result: encodeResult(ctx, definition.codec, result, row.id),
+                  progress: attempt.progress,
+                }
+                : null;
+              if (
+                !await completeLeaseJob(tx, core.names, row.id, token, kept)
+              ) {
+                throw leaseLostError(row.id, "another worker has it");
+              }
+              attempt.completedByCaller = true;
+            },
+          }),
+      ),
     );
   } catch (error) {
     const durationMs = performance.now() - start;

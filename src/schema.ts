@@ -38,6 +38,7 @@ import { tableV2 } from "./migrations/table_v2.ts";
 import { tableV3 } from "./migrations/table_v3.ts";
 import { tableV4 } from "./migrations/table_v4.ts";
 import { tableV5 } from "./migrations/table_v5.ts";
+import { tableV6 } from "./migrations/table_v6.ts";
 import { quoteIdent, quoteLiteral } from "./names.ts";
 import type { Executor, Sql } from "./types.ts";
 
@@ -97,7 +98,7 @@ export interface TableNames {
 }
 
 /** The steps of the job table; step n brings version n - 1 to n. */
-const TABLE_STEPS = [tableV1, tableV2, tableV3, tableV4, tableV5];
+const TABLE_STEPS = [tableV1, tableV2, tableV3, tableV4, tableV5, tableV6];
 /** The steps of the schema's shared objects. */
 const SHARED_STEPS = [
   sharedV1,

@@ -29,6 +29,7 @@ import {
 import { groupOfJob, readLimits, type TaskLimits } from "./limits.ts";
 import type { PutOptions, TaskOptions, TaskPutOptions } from "./options.ts";
 import { insertJob, insertJobs, type When } from "./sql/insert_jobs.ts";
+import { tracedPut } from "./telemetry.ts";
 import type { RunningJob, TaskJob } from "./task_job.ts";
 import type { TransactionSql } from "./types.ts";
 import { checkSchema, type Schema, validateInput } from "./validation.ts";
@@ -253,13 +254,21 @@ function enqueuer<A>(
     };
     assertOpen(core, action);
     binding?.assertOpen(action);
-    const id = await insertJob(
-      db,
-      statements,
+    const id = await tracedPut(
+      core,
       queue,
       name,
-      job,
-      binding ?? undefined,
+      1,
+      (trace) =>
+        insertJob(
+          db,
+          statements,
+          queue,
+          name,
+          job,
+          binding ?? undefined,
+          trace,
+        ),
     );
     binding?.confirm(id !== null, action);
     return id!;
@@ -298,13 +307,21 @@ function enqueuer<A>(
     }
     assertOpen(core, action);
     binding?.assertOpen(action);
-    const ids = await insertJobs(
-      db,
-      statements,
+    const ids = await tracedPut(
+      core,
       queue,
       name,
-      jobs,
-      binding ?? undefined,
+      jobs.length,
+      (trace) =>
+        insertJobs(
+          db,
+          statements,
+          queue,
+          name,
+          jobs,
+          binding ?? undefined,
+          trace,
+        ),
     );
     binding?.confirm(ids !== null, action);
     return ids!;

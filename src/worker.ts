@@ -730,10 +730,17 @@ export class Worker implements RunningWorker {
 
   /** Counts and emits the outcomes of a batch that ended. */
   #report(outcomes: Outcome[]): void {
+    const telemetry = this.#core.telemetry;
     for (const { stat, event } of outcomes) {
       if (stat) this.#stats[stat]++;
       if (stat && event && "job" in event) {
         this.#core.counters.add(this.#queue, event.job.task, stat);
+        telemetry?.outcome(
+          this.#queue,
+          event.job.task,
+          stat,
+          "durationMs" in event ? event.durationMs : null,
+        );
       }
       if (event) this.#emit(event);
     }

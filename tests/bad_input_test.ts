@@ -1003,6 +1003,7 @@ describe("bad input", () => {
       "result",
       "key",
       "group_key",
+      "trace",
     ]);
     const [objects] = await t.sql`select
       (select count(*)::int from pg_indexes

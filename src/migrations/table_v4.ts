@@ -29,19 +29,27 @@ export function tableV4(n: TableNames): string[] {
 
 /**
  * The `put_keyed` function. With `groups` (table step 5), an overload that
- * takes one more array, the jobs' flow-control groups; the one without
- * stays for the processes of the previous release during a rolling deploy.
+ * takes one more array, the jobs' flow-control groups; with `trace` too
+ * (table step 6), one that also takes the batch's trace context. The older
+ * ones stay for the processes of the previous releases during a rolling
+ * deploy.
  */
-export function putKeyedFunctionSql(n: TableNames, groups: boolean): string {
+export function putKeyedFunctionSql(
+  n: TableNames,
+  groups: boolean,
+  trace = false,
+): string {
   const t = n.qualified;
-  const groupParam = groups ? ", p_groups text[]" : "";
-  const groupColumn = groups ? ", group_key" : "";
-  const groupValue = groups ? ", p_groups[i]" : "";
+  const extraParams = (groups ? ", p_groups text[]" : "") +
+    (trace ? ", p_trace text" : "");
+  const extraColumns = (groups ? ", group_key" : "") + (trace ? ", trace" : "");
+  const extraValues = (groups ? ", p_groups[i]" : "") +
+    (trace ? ", p_trace" : "");
   return `create or replace function ${n.putKeyedFunction}(
       p_queue text, p_task text, p_keys text[], p_data text[],
       p_schedule_at timestamptz[], p_schedule_in float8[],
       p_expected_at timestamptz[], p_expected_in float8[],
-      p_replace bool[], p_throttle_ms float8[]${groupParam}
+      p_replace bool[], p_throttle_ms float8[]${extraParams}
     ) returns setof int8 language plpgsql
     set search_path = pg_catalog, pg_temp as $$
     declare
@@ -87,9 +95,9 @@ export function putKeyedFunctionSql(n: TableNames, groups: boolean): string {
                   delete from ${t} where id = v_holder returning *
                 )
                 insert into ${t} (id, queue, task, data, attempts,
-                  enqueued_at, schedule_at, expected_at, state, key${groupColumn})
+                  enqueued_at, schedule_at, expected_at, state, key${extraColumns})
                 select old.id, old.queue, old.task, p_data[i]::json,
-                  old.attempts, old.enqueued_at, v_s, v_e, v_state, v_key${groupValue}
+                  old.attempts, old.enqueued_at, v_s, v_e, v_state, v_key${extraValues}
                 from old;
               end if;
               return next v_holder;
@@ -98,8 +106,8 @@ export function putKeyedFunctionSql(n: TableNames, groups: boolean): string {
           end if;
         end if;
         insert into ${t} (queue, task, data, schedule_at, expected_at, state,
-          key${groupColumn})
-        values (p_queue, p_task, p_data[i]::json, v_s, v_e, v_state, v_key${groupValue})
+          key${extraColumns})
+        values (p_queue, p_task, p_data[i]::json, v_s, v_e, v_state, v_key${extraValues})
         returning id into v_id;
         if v_key is not null then
           update ${n.keys} set job_id = v_id, period = v_period,

@@ -51,13 +51,19 @@ export function tableV5(n: TableNames): string[] {
       where group_key is not null
         and state in ('ready', 'scheduled', 'running')`,
     putKeyedFunctionSql(n, true),
-    takeLimitedFunctionSql(n),
+    takeLimitedFunctionSql(n, false),
   ];
 }
 
-/** The `take_limited` function of step 5. */
-function takeLimitedFunctionSql(n: TableNames): string {
+/**
+ * The `take_limited` function of step 5; with `trace` (table step 6), the
+ * version that also returns the jobs' trace context, as a last column.
+ */
+export function takeLimitedFunctionSql(n: TableNames, trace: boolean): string {
   const t = n.qualified;
+  const traceColumn = trace ? ", o_trace text" : "";
+  const traceValue = trace ? ", j.trace" : "";
+  const traceNull = trace ? ", null::text" : "";
   const columns = `j.id, j.data::text, j.enqueued_at, j.schedule_at,
         j.expected_at, j.task`;
   return `create or replace function ${n.takeLimitedFunction}(
@@ -66,7 +72,7 @@ function takeLimitedFunctionSql(n: TableNames): string {
       p_max_attempts int4, p_go bool
     ) returns table (o_id int8, o_data text, o_enqueued_at timestamptz,
       o_schedule_at timestamptz, o_expected_at timestamptz, o_task text,
-      o_attempts int4, o_key text, o_group text, o_blocked bool)
+      o_attempts int4, o_key text, o_group text, o_blocked bool${traceColumn})
     language plpgsql
     set search_path = pg_catalog, pg_temp as $$
     declare
@@ -170,7 +176,7 @@ function takeLimitedFunctionSql(n: TableNames): string {
             end if;
           end if;
           return query delete from ${t} as j where j.id = r.id
-            returning ${columns}, j.attempts, j.key, j.group_key, false;
+            returning ${columns}, j.attempts, j.key, j.group_key, false${traceValue};
         else
           return query update ${t} as j set state = 'running',
               attempts = j.attempts + 1, started_at = statement_timestamp(),
@@ -178,7 +184,7 @@ function takeLimitedFunctionSql(n: TableNames): string {
                 + p_lease_ms * interval '1 millisecond',
               lease_token = p_token, max_attempts = p_max_attempts
             where j.id = r.id
-            returning ${columns}, j.attempts - 1, j.key, j.group_key, false;
+            returning ${columns}, j.attempts - 1, j.key, j.group_key, false${traceValue};
         end if;
         v_taken := v_taken + 1;
       end loop;
@@ -186,7 +192,7 @@ function takeLimitedFunctionSql(n: TableNames): string {
         -- Jobs wait behind a limit: the caller looks again later.
         return query select null::int8, null::text, null::timestamptz,
           null::timestamptz, null::timestamptz, null::text, null::int4,
-          null::text, null::text, true;
+          null::text, null::text, true${traceNull};
       end if;
     end $$`;
 }

@@ -161,8 +161,9 @@ export async function actOnFailed(
         delete from ${t} where id in (${picked}) returning *
       ), retried as (
         insert into ${t} (id, queue, task, data, attempts, enqueued_at,
-          expected_at, state, key)
-        select id, queue, task, data, 0, enqueued_at, expected_at, 'ready', key
+          expected_at, state, key, group_key, trace)
+        select id, queue, task, data, 0, enqueued_at, expected_at, 'ready', key,
+          group_key, trace
         from failed
         returning 1
       )

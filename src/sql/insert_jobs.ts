@@ -1,6 +1,11 @@
 /**
  * Putting jobs: one statement for one job, one statement for many.
  *
+ * Every statement takes the put's trace context (a W3C `traceparent`, see
+ * `telemetry.ts`) as one parameter for the whole batch: a batch has one
+ * producer span. Without OpenTelemetry it is a null, which costs nothing
+ * measurable (bench/RESULTS.md).
+ *
  * Relative times ("5m", 300000) are added to the server's clock, not the
  * client's, so a client whose clock is off still schedules correctly; the
  * same clock decides when the job is due.
@@ -56,15 +61,16 @@ function boundParts(bound: boolean, param: number, where: string) {
 
 /**
  * Builds the single-job insert ($1 queue, $2 task, $3 data, $4/$5 schedule
- * at/in, $6/$7 expected at/in, $8 group; bound: $9); it returns the new id.
+ * at/in, $6/$7 expected at/in, $8 group, $9 trace; bound: $10); it returns
+ * the new id.
  */
 export function insertJobSql(names: TableNames, bound = false): string {
-  const b = boundParts(bound, 9, "where");
+  const b = boundParts(bound, 10, "where");
   return `insert into ${names.qualified}
-      (queue, task, data, schedule_at, expected_at, state, group_key)
+      (queue, task, data, schedule_at, expected_at, state, group_key, trace)
     select $1::text, $2::text, $3::text::json, v.s, v.e,
       case when v.s > statement_timestamp() then 'scheduled' else 'ready' end,
-      $8::text
+      $8::text, $9::text
     from (select
       coalesce($4::timestamptz,
         statement_timestamp() + $5::float8 * interval '1 millisecond') as s,
@@ -76,16 +82,17 @@ export function insertJobSql(names: TableNames, bound = false): string {
 
 /**
  * Builds the many-jobs insert: the same columns as {@linkcode insertJobSql},
- * each as an array, unnested in one statement (bound: $9). Rows are inserted
- * in array order, so their identity values ascend in that order.
+ * each as an array but the trace ($9, one for the batch), unnested in one
+ * statement (bound: $10). Rows are inserted in array order, so their
+ * identity values ascend in that order.
  */
 export function insertJobsSql(names: TableNames, bound = false): string {
-  const b = boundParts(bound, 9, "where");
+  const b = boundParts(bound, 10, "where");
   return `insert into ${names.qualified}
-      (queue, task, data, schedule_at, expected_at, state, group_key)
+      (queue, task, data, schedule_at, expected_at, state, group_key, trace)
     select $1::text, $2::text, v.d::json, v.s, v.e,
       case when v.s > statement_timestamp() then 'scheduled' else 'ready' end,
-      v.g
+      v.g, $9::text
     from (select u.d, u.n, u.g,
         coalesce(u.sa, statement_timestamp() + u.sd * interval '1 millisecond') as s,
         coalesce(u.ea, statement_timestamp() + u.ed * interval '1 millisecond') as e
@@ -98,14 +105,14 @@ export function insertJobsSql(names: TableNames, bound = false): string {
 }
 
 /**
- * Builds the many-jobs insert for jobs without times (bound: $4): one array
- * instead of five, four of them all nulls (6.4 ms against 5.1 ms for 1,000
- * jobs, one connection, median of 3).
+ * Builds the many-jobs insert for jobs without times ($4 trace; bound: $5):
+ * one array instead of five, four of them all nulls (6.4 ms against 5.1 ms
+ * for 1,000 jobs, one connection, median of 3).
  */
 export function insertReadyJobsSql(names: TableNames, bound = false): string {
-  const b = boundParts(bound, 4, "where");
-  return `insert into ${names.qualified} (queue, task, data, state)
-    select $1::text, $2::text, u.d::json, 'ready'
+  const b = boundParts(bound, 5, "where");
+  return `insert into ${names.qualified} (queue, task, data, state, trace)
+    select $1::text, $2::text, u.d::json, 'ready', $4::text
     from unnest($3::text::text[]) with ordinality as u(d, n) ${b.where}
     order by u.n
     returning id::text`;
@@ -115,17 +122,17 @@ export function insertReadyJobsSql(names: TableNames, bound = false): string {
  * Builds the put of jobs with unique keys (and any others of the same
  * batch): a call of the table's `put_keyed` function, with arrays ($1
  * queue, $2 task, $3 keys, $4 data, $5/$6 schedule at/in, $7/$8 expected
- * at/in, $9 replace, $10 throttle ms, $11 groups; bound: $12). One
- * statement, like an unkeyed put; the ids come back in input order.
+ * at/in, $9 replace, $10 throttle ms, $11 groups, $12 trace; bound: $13).
+ * One statement, like an unkeyed put; the ids come back in input order.
  */
 export function insertKeyedSql(names: TableNames, bound = false): string {
   const call = `${names.putKeyedFunction}($1::text, $2::text,
       $3::text::text[], $4::text::text[], $5::text::timestamptz[],
       $6::text::float8[], $7::text::timestamptz[], $8::text::float8[],
-      $9::text::bool[], $10::text::float8[], $11::text::text[])`;
+      $9::text::bool[], $10::text::float8[], $11::text::text[], $12::text)`;
   // Bound: the check runs first, and the function only if it passes.
   return bound
-    ? `select p.id::text from (select ${boundTransactionCheck(12)} as ok)
+    ? `select p.id::text from (select ${boundTransactionCheck(13)} as ok)
         as c cross join lateral ${call} with ordinality as p(id, n)
       where c.ok order by p.n`
     : `select p.id::text from ${call} with ordinality as p(id, n)
@@ -181,6 +188,7 @@ function delay(when: When): number | null {
  * (`bound` given) and its transaction had ended, so nothing was written.
  *
  * @param bound The transaction the statement must run in.
+ * @param trace The put's trace context (a `traceparent`), if any.
  */
 export async function insertJob(
   db: Executor,
@@ -189,9 +197,18 @@ export async function insertJob(
   task: string | null,
   job: NewJob,
   bound?: BoundCheck,
+  trace: string | null = null,
 ): Promise<string | null> {
   if (job.unique) {
-    const ids = await insertJobs(db, statements, queue, task, [job], bound);
+    const ids = await insertJobs(
+      db,
+      statements,
+      queue,
+      task,
+      [job],
+      bound,
+      trace,
+    );
     return ids?.[0] ?? null;
   }
   const params: unknown[] = [
@@ -203,6 +220,7 @@ export async function insertJob(
     at(job.expectedAt),
     delay(job.expectedAt),
     job.group ?? null,
+    trace,
   ];
   if (bound) params.push(bound.mark);
   const [row] = await db.unsafe(statements.one, params as never[], {
@@ -218,6 +236,7 @@ export async function insertJob(
  *
  * @param statements The statements of {@linkcode insertJobsSql} and
  * {@linkcode insertReadyJobsSql}; the second when no job has a time.
+ * @param trace The batch's trace context (a `traceparent`), if any.
  */
 export async function insertJobs(
   db: Executor,
@@ -226,15 +245,24 @@ export async function insertJobs(
   task: string | null,
   jobs: NewJob[],
   bound?: BoundCheck,
+  trace: string | null = null,
 ): Promise<string[] | null> {
   if (jobs.length === 0) return [];
   if (jobs.some((j) => j.unique)) {
-    return await insertKeyed(db, statements.keyed, queue, task, jobs, bound);
+    return await insertKeyed(
+      db,
+      statements.keyed,
+      queue,
+      task,
+      jobs,
+      bound,
+      trace,
+    );
   }
   const data = arrayLiteral(jobs.map((j) => j.data));
   const params: unknown[] =
     jobs.every((j) => !j.scheduleAt && !j.expectedAt && !j.group)
-      ? [queue, task, data]
+      ? [queue, task, data, trace]
       : [
         queue,
         task,
@@ -244,8 +272,9 @@ export async function insertJobs(
         arrayLiteral(jobs.map((j) => isoText(at(j.expectedAt)))),
         arrayLiteral(jobs.map((j) => delay(j.expectedAt))),
         arrayLiteral(jobs.map((j) => j.group ?? null)),
+        trace,
       ];
-  const text = params.length === 3 ? statements.ready : statements.timed;
+  const text = params.length === 4 ? statements.ready : statements.timed;
   if (bound) params.push(bound.mark);
   const rows = await db.unsafe(text, params as never[], { prepare: true })
     .values();
@@ -265,7 +294,8 @@ async function insertKeyed(
   queue: string,
   task: string | null,
   jobs: NewJob[],
-  bound?: BoundCheck,
+  bound: BoundCheck | undefined,
+  trace: string | null,
 ): Promise<string[] | null> {
   const params: unknown[] = [
     queue,
@@ -279,6 +309,7 @@ async function insertKeyed(
     arrayLiteral(jobs.map((j) => j.unique?.replace ?? false)),
     arrayLiteral(jobs.map((j) => j.unique?.throttleMs ?? null)),
     arrayLiteral(jobs.map((j) => j.group ?? null)),
+    trace,
   ];
   if (bound) params.push(bound.mark);
   const rows = await db.unsafe(text, params as never[], { prepare: true })

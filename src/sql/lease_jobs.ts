@@ -46,14 +46,14 @@ export function claimJobsSql(
         max_attempts = ($5::text::json ->> j.task)::int4
       from picked where j.id = picked.id
       returning j.id, j.data, j.enqueued_at, j.schedule_at, j.expected_at,
-        j.task, j.attempts, j.key, j.group_key
+        j.task, j.attempts, j.key, j.group_key, j.trace
     )
     select c.id::text, c.data::text, ${epochMs("c.enqueued_at")},
       ${epochMs("c.schedule_at")}, ${epochMs("c.expected_at")}, c.task,
       c.attempts - 1,
       extract(epoch from (select at from due) - clock_timestamp()) * 1000,
       pg_backend_pid(), true, ${signalFlags(names, "c.id")}, c.key,
-      c.group_key, false
+      c.group_key, false, c.trace
     from (select) as one left join claimed as c on true`;
 }
 
@@ -166,7 +166,7 @@ export async function finishLeaseJobs(
     ), back as (
       insert into ${t} (id, queue, task, data, attempts, enqueued_at,
         schedule_at, expected_at, max_attempts, progress, started_at, error,
-        result, state, finished_at, key, group_key)
+        result, state, finished_at, key, group_key, trace)
       select g.id, g.queue, g.task, g.data,
         case when f.outcome = 'snooze' then g.attempts - 1 else g.attempts end,
         g.enqueued_at,
@@ -183,7 +183,7 @@ export async function finishLeaseJobs(
           else case when f.delay_ms > 0 then 'scheduled' else 'ready' end end,
         case when f.outcome in ('complete', 'fail', 'cancel')
           then statement_timestamp() end,
-        g.key, g.group_key
+        g.key, g.group_key, g.trace
       from gone as g join f on f.id = g.id
       where f.outcome <> 'complete' or $8::bool
       returning id

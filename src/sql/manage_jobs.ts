@@ -92,6 +92,8 @@ export interface JobRecord {
   key?: string | null;
   /** Its flow-control group (undefined: none). */
   group?: string | null;
+  /** The trace context of its put (undefined: none; see `telemetry.ts`). */
+  trace?: string | null;
 }
 
 /**
@@ -107,10 +109,10 @@ export async function saveJobData(
   await db.unsafe(
     `insert into ${names.qualified} (id, queue, task, data, attempts,
       enqueued_at, schedule_at, expected_at, state, finished_at, key,
-      group_key)
+      group_key, trace)
     values ($1::int8, $2::text, $3::text, $4::text::json, $5::int4,
       $6::timestamptz, $7::timestamptz, $8::timestamptz, 'done',
-      statement_timestamp(), $9::text, $10::text)
+      statement_timestamp(), $9::text, $10::text, $11::text)
     on conflict (id) do update set data = excluded.data`,
     [
       job.id,
@@ -123,6 +125,7 @@ export async function saveJobData(
       job.expectedAt,
       job.key ?? null,
       job.group ?? null,
+      job.trace ?? null,
     ],
     { prepare: true },
   );
@@ -163,7 +166,7 @@ export async function storeJob(
   await db.unsafe(
     `insert into ${names.qualified} (id, queue, task, data, attempts,
       enqueued_at, expected_at, error, state, schedule_at, finished_at,
-      result, progress, max_attempts, started_at, key, group_key)
+      result, progress, max_attempts, started_at, key, group_key, trace)
     select $1::int8, $2::text, $3::text, $4::text::json, $5::int4,
       $6::timestamptz, $7::timestamptz, $8::text::json, $9::text,
       case when $9 = 'scheduled'
@@ -172,7 +175,7 @@ export async function storeJob(
       case when $9 in ('failed', 'cancelled', 'completed')
         then statement_timestamp() end,
       $12::text::json, $13::text::json, $14::int4, $15::timestamptz,
-      $16::text, $17::text`,
+      $16::text, $17::text, $18::text`,
     [
       job.id,
       job.queue,
@@ -191,6 +194,7 @@ export async function storeJob(
       to.startedAt ?? null,
       job.key ?? null,
       job.group ?? null,
+      job.trace ?? null,
     ],
     { prepare: true },
   );
@@ -261,14 +265,14 @@ export async function restoreJobs(
 ): Promise<void> {
   await db.unsafe(
     `insert into ${names.qualified} (id, queue, task, data, attempts,
-      enqueued_at, schedule_at, expected_at, state, key, group_key)
+      enqueued_at, schedule_at, expected_at, state, key, group_key, trace)
     select u.id, u.queue, u.task, u.data::json, u.attempts, u.enqueued_at,
-      u.schedule_at, u.expected_at, 'ready', u.key, u.group_key
+      u.schedule_at, u.expected_at, 'ready', u.key, u.group_key, u.trace
     from unnest($1::text::int8[], $2::text::text[], $3::text::text[], $4::text::text[], $5::text::int4[],
       $6::text::timestamptz[], $7::text::timestamptz[], $8::text::timestamptz[],
-      $9::text::text[], $10::text::text[])
+      $9::text::text[], $10::text::text[], $11::text::text[])
       as u(id, queue, task, data, attempts, enqueued_at, schedule_at,
-        expected_at, key, group_key)`,
+        expected_at, key, group_key, trace)`,
     [
       arrayLiteral(jobs.map((j) => j.id)),
       arrayLiteral(jobs.map((j) => j.queue)),
@@ -280,6 +284,7 @@ export async function restoreJobs(
       arrayLiteral(jobs.map((j) => isoText(j.expectedAt))),
       arrayLiteral(jobs.map((j) => j.key ?? null)),
       arrayLiteral(jobs.map((j) => j.group ?? null)),
+      arrayLiteral(jobs.map((j) => j.trace ?? null)),
     ],
     { prepare: true },
   );
@@ -341,9 +346,9 @@ export async function retryFailedJob(
       returning *
     )
     insert into ${t} (id, queue, task, data, attempts, enqueued_at,
-      expected_at, state, key, group_key)
+      expected_at, state, key, group_key, trace)
     select id, queue, task, data, 0, enqueued_at, expected_at, 'ready', key,
-      group_key
+      group_key, trace
     from failed
     returning id`,
     [id, queue],

@@ -25,6 +25,8 @@ export interface TakenRow {
   key: string | null;
   /** Its flow-control group, if it has one. */
   group: string | null;
+  /** The `traceparent` of the put that made it (see `telemetry.ts`). */
+  trace: string | null;
 }
 
 /** What a take statement found. */
@@ -133,14 +135,14 @@ export function takeJobsSql(names: TableNames, shape: TakeShape): string {
         for no key update skip locked
       ))
       returning id, data, enqueued_at, schedule_at, expected_at, task, attempts,
-        key, group_key
+        key, group_key, trace
     )
     select t.id::text, t.data::text, ${epochMs("t.enqueued_at")},
       ${epochMs("t.schedule_at")}, ${epochMs("t.expected_at")}, t.task,
       t.attempts,
       extract(epoch from (select at from due) - clock_timestamp()) * 1000,
       pg_backend_pid(), ${check}, ${signalFlags(names, "t.id")}, t.key,
-      t.group_key, false
+      t.group_key, false, t.trace
     from (select) as one left join taken as t on true`;
 }
 
@@ -237,6 +239,7 @@ export async function takeJobs(
       attempts: row[6],
       key: row[12] ?? null,
       group: row[13] ?? null,
+      trace: row[15] ?? null,
     });
   }
   // `delete ... returning` gives no order; restore the queue's order.
@@ -297,9 +300,9 @@ export function promoteDueJobsSql(names: TableNames): string {
     ), ready as (
       insert into ${t} (id, queue, task, data, attempts, enqueued_at,
         schedule_at, expected_at, max_attempts, progress, started_at, key,
-        group_key, error, state, finished_at)
+        group_key, trace, error, state, finished_at)
       select id, queue, task, data, attempts, enqueued_at, schedule_at,
-        expected_at, max_attempts, progress, started_at, key, group_key,
+        expected_at, max_attempts, progress, started_at, key, group_key, trace,
         case when m.spent then json_build_object(
             'name', 'PQError', 'code', 'LEASE_EXPIRED',
             'message', 'The lease of job ' || id || ' ended ' || attempts

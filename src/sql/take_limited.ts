@@ -15,7 +15,7 @@ import { dueSql, epochMs, signalFlags } from "./take_jobs.ts";
  * task, $3 concurrency, $4 group concurrency, $5 lease ms (null:
  * transaction mode), $6 fencing token, $7 most attempts); with
  * `ignoreDue`, even while jobs are due. Column 14 is true when jobs wait
- * behind a limit.
+ * behind a limit; column 15 is the job's trace context (table step 6).
  */
 export function takeLimitedSql(
   names: TableNames,
@@ -31,7 +31,7 @@ export function takeLimitedSql(
       t.o_attempts,
       extract(epoch from (select at from due) - clock_timestamp()) * 1000,
       pg_backend_pid(), true, ${signalFlags(names, "t.o_id")}, t.o_key,
-      t.o_group, t.o_blocked
+      t.o_group, t.o_blocked, t.o_trace
     from (select) as one left join lateral ${names.takeLimitedFunction}(
       $1::text, $2::text, ${Math.trunc(limit)}, $3::int4, $4::int4,
       $5::float8, $6::int8, $7::int4, ${go}) as t on true`;
