@@ -102,6 +102,9 @@ interface Lanes {
   maxAttempts: string;
 }
 
+/** Why a limited task took nothing though jobs may wait. */
+type Held = "rate" | "limit" | null;
+
 /** Runs the task jobs of one queue; made by `queue.work()`. */
 export class Worker implements RunningWorker {
   readonly #core: PQCore;
@@ -130,6 +133,8 @@ export class Worker implements RunningWorker {
    * moved on). One slot looks; the others leave the task alone meanwhile.
    */
   readonly #blocked = new Map<string, { until: number; generation: number }>();
+  /** Batches of either mode that have not ended yet. */
+  #openBatches = 0;
   /** Smoothed handler time in ms, for the batch size. */
   #handlerMs = BATCH_BUDGET_MS;
   #fatal: unknown = undefined;
@@ -328,6 +333,7 @@ export class Worker implements RunningWorker {
       const generation = listener.generation;
       const lanes = this.#taskLanes();
       let took = 0;
+      let held: Held = null;
       let retryInMs: number | null = null;
       const due = (ms: number | null) => {
         if (ms !== null) retryInMs = Math.min(retryInMs ?? Infinity, ms);
@@ -335,26 +341,30 @@ export class Worker implements RunningWorker {
       try {
         if (lanes.lease.length) {
           const token = newToken();
-          const found = await this.#leaseBatch(
-            {
-              kind: "lease",
-              claim: {
-                tasks: lanes.lease,
-                leaseMs: lanes.leaseMs,
-                maxAttempts: lanes.maxAttempts,
-                token,
+          const found = await this.#counted(() =>
+            this.#leaseBatch(
+              {
+                kind: "lease",
+                claim: {
+                  tasks: lanes.lease,
+                  leaseMs: lanes.leaseMs,
+                  maxAttempts: lanes.maxAttempts,
+                  token,
+                },
               },
-            },
-            this.#limit(),
-            token,
+              this.#limit(),
+              token,
+            )
           );
           took += found.took;
           due(found.retryInMs);
         }
         if (lanes.transaction.length && !this.#stop.stopping) {
-          const found = await this.#batch(
-            { kind: "task", tasks: lanes.transaction },
-            this.#limit(),
+          const found = await this.#counted(() =>
+            this.#batch(
+              { kind: "task", tasks: lanes.transaction },
+              this.#limit(),
+            )
           );
           took += found.took;
           due(found.retryInMs);
@@ -364,6 +374,7 @@ export class Worker implements RunningWorker {
           const found = await this.#limitedBatch(task);
           took += found.took;
           due(found.retryInMs);
+          if (found.held === "rate" || (found.held && !held)) held = found.held;
         }
         errorPause = ERROR_PAUSE_MS;
       } catch (error) {
@@ -383,7 +394,18 @@ export class Worker implements RunningWorker {
       }
       core.pruner.tick();
       if (took > 0) continue;
-      if (this.#settings.burst) return;
+      // A burst ends when nothing is ready, except jobs held back by a rate
+      // limit (their window opens soon) or by limits this worker's own
+      // running batches hold (they free them); limits held elsewhere are
+      // left to the processes that hold them.
+      if (
+        this.#settings.burst &&
+        !(held === "rate" || (held === "limit" && this.#openBatches > 0))
+      ) {
+        // Slots held back by a limit wait for this one's news: it ended.
+        this.#stop.wakeIdle();
+        return;
+      }
       const waiter: Waiter = listener.enter(this.#queue, "task");
       try {
         if (listener.generation !== generation) waiter.woken = true;
@@ -394,6 +416,16 @@ export class Worker implements RunningWorker {
       } finally {
         listener.leave(waiter);
       }
+    }
+  }
+
+  /** Runs a batch, counted in #openBatches while it runs. */
+  async #counted<T>(batch: () => Promise<T>): Promise<T> {
+    this.#openBatches++;
+    try {
+      return await batch();
+    } finally {
+      this.#openBatches--;
     }
   }
 
@@ -520,7 +552,7 @@ export class Worker implements RunningWorker {
    */
   async #limitedBatch(
     task: TaskDefinition,
-  ): Promise<{ took: number; retryInMs: number | null }> {
+  ): Promise<{ took: number; retryInMs: number | null; held: Held }> {
     const limits = task.limits!;
     const listener = this.#core.listener;
     const poll = listener.pollIntervalMs;
@@ -528,7 +560,7 @@ export class Worker implements RunningWorker {
     if (blocked) {
       const waitMs = blocked.until - performance.now();
       if (waitMs > 0 && listener.generation === blocked.generation) {
-        return { took: 0, retryInMs: waitMs };
+        return { took: 0, retryInMs: waitMs, held: "limit" };
       }
       // This slot looks: the others wait for its answer.
       blocked.until = performance.now() + poll;
@@ -536,7 +568,9 @@ export class Worker implements RunningWorker {
     }
     const generation = listener.generation;
     const gate = await this.#rates.enter(task);
-    if (gate.waitMs > 0) return { took: 0, retryInMs: gate.waitMs };
+    if (gate.waitMs > 0) {
+      return { took: 0, retryInMs: gate.waitMs, held: "rate" };
+    }
     // A batch runs its jobs one after the other, holding a slot for each:
     // with few slots, take one at a time so the slots run side by side.
     const share = limits.concurrency === null ? Infinity : Math.max(
@@ -562,9 +596,11 @@ export class Worker implements RunningWorker {
     };
     let found: { took: number; retryInMs: number | null; blocked: boolean };
     try {
-      found = task.leaseMs === null
-        ? await this.#batch(lane, limit, gate.admit)
-        : await this.#leaseBatch(lane, limit, token, gate.admit);
+      found = await this.#counted(() =>
+        task.leaseMs === null
+          ? this.#batch(lane, limit, gate.admit)
+          : this.#leaseBatch(lane, limit, token, gate.admit)
+      );
     } finally {
       if (!gate.used) gate.giveBack();
     }
@@ -585,10 +621,10 @@ export class Worker implements RunningWorker {
         generation,
       });
       const retryInMs = Math.min(found.retryInMs ?? Infinity, poll);
-      return { took: 0, retryInMs };
+      return { took: 0, retryInMs, held: "limit" };
     }
     this.#blocked.delete(task.name);
-    return { took: found.took, retryInMs: found.retryInMs };
+    return { took: found.took, retryInMs: found.retryInMs, held: null };
   }
 
   /**

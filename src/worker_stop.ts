@@ -102,6 +102,11 @@ export class StopControl {
     }
   }
 
+  /** Ends the wait of every idle slot (they look again at once). */
+  wakeIdle(): void {
+    for (const waiter of this.#waiters) waiter.wake();
+  }
+
   /** Registers a running handler until `done` settles. */
   async running<T>(handler: RunningHandler, done: Promise<T>): Promise<T> {
     if (this.#forced) handler.stop(this.#forced);

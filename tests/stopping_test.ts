@@ -114,12 +114,19 @@ describe("stopping", () => {
     const pq = createPQ(big, { schema: t.scratch.schema });
     try {
       const q = pq.queue(`sixteen${n++}`);
-      const nap = q.task("nap", (ms: number) => sleep(ms));
+      let running = 0;
+      const nap = q.task("nap", async (ms: number) => {
+        running++;
+        await sleep(ms);
+      });
       const stop = new AbortController();
       const work = q.work({ concurrency: 16, signal: stop.signal });
       await sleep(300); // sixteen idle slots wait for work
-      await nap.many(Array.from({ length: 16 }, () => ({ args: 200 })));
-      await sleep(100); // sixteen handlers run
+      await nap.many(Array.from({ length: 16 }, () => ({ args: 1_000 })));
+      // Sixteen handlers run (the first waits for telemetry's lazy load).
+      const deadline = performance.now() + 5_000;
+      while (running < 16 && performance.now() < deadline) await sleep(10);
+      assert.equal(running, 16, "each idle slot took a job");
       stop.abort();
       assert.equal((await work).done, 16);
       await sleep(10);
