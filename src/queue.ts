@@ -44,7 +44,12 @@ import type {
   TaskOptions,
   WaitForOptions,
 } from "./options.ts";
-import { insertJob, insertJobs, type NewJob } from "./sql/insert_jobs.ts";
+import {
+  insertJob,
+  insertJobs,
+  type InsertStatements,
+  type NewJob,
+} from "./sql/insert_jobs.ts";
 import { tracedPut } from "./telemetry.ts";
 import {
   countJobs,
@@ -187,9 +192,7 @@ export class Queue<T = unknown, I = T> {
       (trace) =>
         insertJob(
           this.#db,
-          binding
-            ? this.#core.statements.insertBound
-            : this.#core.statements.insert,
+          this.#insertStatements(),
           this.name,
           null,
           job,
@@ -258,9 +261,7 @@ export class Queue<T = unknown, I = T> {
       (trace) =>
         insertJobs(
           this.#db,
-          binding
-            ? this.#core.statements.insertBound
-            : this.#core.statements.insert,
+          this.#insertStatements(),
           this.name,
           null,
           jobs,
@@ -1286,6 +1287,13 @@ export class Queue<T = unknown, I = T> {
     this.#checkOpen("read whether paused");
     await this.#binding?.check("read whether paused");
     return await isPaused(this.#db, this.#core.names, this.name);
+  }
+
+  /** The insert statements: checking the binding when the queue has one. */
+  #insertStatements(): InsertStatements {
+    return this.#binding
+      ? this.#core.statements.insertBound
+      : this.#core.statements.insert;
   }
 
   #scheduleTarget(): ScheduleTarget {
