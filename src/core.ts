@@ -20,6 +20,7 @@ import {
   takeJobsSql,
   type TakeShape,
 } from "./sql/take_jobs.ts";
+import type { TakeMarks } from "./take_marks.ts";
 import type { TaskRegistry } from "./tasks.ts";
 import type { Telemetry } from "./telemetry.ts";
 import type { Sql } from "./types.ts";
@@ -35,7 +36,7 @@ export interface Statements {
   /** The take statement of a shape (see `takeJobsSql`). */
   take(shape: TakeShape): string;
   /** The lease claim for a limit (see `claimJobsSql`). */
-  claim(limit: number, ignoreDue: boolean): string;
+  claim(limit: number, ignoreDue: boolean, marked: boolean): string;
   /** The take of a task with limits (see `takeLimitedSql`). */
   takeLimited(limit: number, ignoreDue: boolean): string;
 }
@@ -51,16 +52,19 @@ export function buildStatements(names: TableNames): Statements {
     insertBound: insertStatements(names, true),
     promoteDue: promoteDueJobsSql(names),
     take(shape) {
-      const key = shape.limit * 8 + (shape.task ? 4 : 0) +
-        (shape.ignoreDue ? 2 : 0) + (shape.bound ? 1 : 0);
+      const key = shape.limit * 16 + (shape.marked ? 8 : 0) +
+        (shape.task ? 4 : 0) + (shape.ignoreDue ? 2 : 0) +
+        (shape.bound ? 1 : 0);
       let text = takes.get(key);
       if (!text) takes.set(key, text = takeJobsSql(names, shape));
       return text;
     },
-    claim(limit, ignoreDue) {
-      const key = limit * 2 + (ignoreDue ? 1 : 0);
+    claim(limit, ignoreDue, marked) {
+      const key = limit * 4 + (marked ? 2 : 0) + (ignoreDue ? 1 : 0);
       let text = claims.get(key);
-      if (!text) claims.set(key, text = claimJobsSql(names, limit, ignoreDue));
+      if (!text) {
+        claims.set(key, text = claimJobsSql(names, limit, ignoreDue, marked));
+      }
       return text;
     },
     takeLimited(limit, ignoreDue) {
@@ -102,6 +106,8 @@ export interface PQCore {
   listener: Listener;
   /** Vacuums the table when autovacuum does not. */
   vacuum: Vacuum;
+  /** Where each lane's takes start (see `take_marks.ts`). */
+  marks: TakeMarks;
   /** Registered tasks, by queue name. */
   tasks: Map<string, TaskRegistry>;
   /** Running workers. */

@@ -14,6 +14,7 @@ import { Listener } from "./listener.ts";
 import { assertOpen } from "./errors.ts";
 import { createReport } from "./report.ts";
 import { Vacuum } from "./vacuum.ts";
+import { TakeMarks } from "./take_marks.ts";
 import { checkIdentifier, checkName } from "./names.ts";
 import { checkBoolean, checkOptions } from "./check_options.ts";
 import { withAction } from "./new_jobs.ts";
@@ -451,6 +452,7 @@ export function createPQ(sql: Sql, options?: PQOptions): PQ {
         checkBoolean(o.vacuum, "vacuum") ?? true,
         report,
       ),
+      marks: new TakeMarks(),
       tasks,
       workers: new Set(),
       report,

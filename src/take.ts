@@ -14,6 +14,7 @@ import {
   type TakenRow,
   type TakeResult,
 } from "./sql/take_jobs.ts";
+import type { LaneMarks } from "./take_marks.ts";
 import type { Executor } from "./types.ts";
 import type { LaneKind, Waiter } from "./waiters.ts";
 
@@ -93,12 +94,15 @@ export async function takeReady(
   lane: TakeLane,
   limit: number,
 ): Promise<TakeAttempt> {
-  const first = await takeOnce(core, db, queue, lane, limit, false);
+  const marks = core.marks.of(queue, lane);
+  const first = await takeOnce(core, db, queue, lane, limit, false, marks);
   if (first.rows.length || first.dueInMs === null || first.dueInMs > 0) {
     core.vacuum.noteTaken(first.rows.length);
     return {
       rows: first.rows,
-      retryInMs: first.dueInMs,
+      retryInMs: first.rows.length
+        ? first.dueInMs
+        : soonest(first.dueInMs, marks?.fullCheckInMs(performance.now())),
       pid: first.pid,
       promoted: false,
       blocked: first.blocked,
@@ -111,7 +115,10 @@ export async function takeReady(
     queue,
     Math.max(limit, PROMOTE_BATCH),
   );
-  const second = await takeOnce(core, db, queue, lane, limit, true);
+  // From the index's start: the promoted jobs keep their ids, which may
+  // sort before the lane's marks.
+  const second = await takeOnce(core, db, queue, lane, limit, true, null);
+  marks?.note(performance.now(), true, second.walkMs, second.rows);
   core.vacuum.noteTaken(second.rows.length);
   if (!core.listener.listening) {
     // No notification will announce the promoted jobs: wake waiters here.
@@ -143,7 +150,15 @@ export function waiterKind(lane: TakeLane): LaneKind {
   return lane.kind === "plain" ? "plain" : "task";
 }
 
-/** Runs the take statement of a lane once. */
+/** The sooner of two times to look again (null: none). */
+function soonest(a: number | null, b: number | null | undefined) {
+  return b == null ? a : a === null ? b : Math.min(a, b);
+}
+
+/**
+ * Runs the take statement of a lane once, past the lane's low-water marks
+ * when `marks` says so (see `take_marks.ts`).
+ */
 async function takeOnce(
   core: PQCore,
   db: Executor,
@@ -151,7 +166,31 @@ async function takeOnce(
   lane: TakeLane,
   limit: number,
   ignoreDue: boolean,
+  marks: LaneMarks | null,
 ): Promise<TakeResult> {
+  if (!marks) return await takeFrom(core, db, queue, lane, limit, ignoreDue);
+  const startedAt = performance.now();
+  const from = marks.start(startedAt);
+  const result = await takeFrom(core, db, queue, lane, limit, ignoreDue, from);
+  marks.note(startedAt, from === null, result.walkMs, result.rows);
+  return result;
+}
+
+/**
+ * Runs the take statement of a lane once, from the start of its index or
+ * (`from`) past the given marks.
+ */
+async function takeFrom(
+  core: PQCore,
+  db: Executor,
+  queue: string,
+  lane: TakeLane,
+  limit: number,
+  ignoreDue: boolean,
+  from: readonly string[] | null = null,
+): Promise<TakeResult> {
+  const marked = from !== null;
+  const after = from ?? [];
   if (lane.kind === "limited") {
     const { take } = lane;
     return await takeJobs(
@@ -172,13 +211,14 @@ async function takeOnce(
     const { claim } = lane;
     return await takeJobs(
       db,
-      core.statements.claim(limit, ignoreDue),
+      core.statements.claim(limit, ignoreDue, marked),
       queue,
       [
         arrayLiteral(claim.tasks),
         claim.leaseMs,
         claim.token,
         claim.maxAttempts,
+        ...after,
       ],
     );
   }
@@ -189,13 +229,10 @@ async function takeOnce(
     limit,
     ignoreDue,
     bound: binding !== null,
+    marked,
   });
-  const result = await takeJobs(
-    db,
-    text,
-    queue,
-    task ? [arrayLiteral(lane.tasks)] : binding ? [binding.mark] : [],
-  );
+  const own = task ? [arrayLiteral(lane.tasks)] : binding ? [binding.mark] : [];
+  const result = await takeJobs(db, text, queue, [...own, ...after]);
   binding?.confirm(result.inTransaction, "get job");
   return result;
 }

@@ -11,12 +11,20 @@
 import type { TableNames } from "../schema.ts";
 import type { Executor } from "../types.ts";
 import { arrayLiteral } from "./arrays.ts";
-import { dueSql, epochMs, pausedCheck, signalFlags } from "./take_jobs.ts";
+import { pickReadySql } from "./pick_ready.ts";
+import {
+  dueSql,
+  epochMs,
+  pausedCheck,
+  signalFlags,
+  WALK_MS,
+} from "./take_jobs.ts";
 
 /**
  * Builds the claim of up to `limit` lease jobs ($1 queue, $2 task names, $3
  * lease in ms by task as JSON, $4 the fencing token, $5 the most attempts by
- * task as JSON: the order `takeJobs` passes a `LeaseClaim` in); with `ignoreDue`, even while jobs are due (see
+ * task as JSON: the order `takeJobs` passes a `LeaseClaim` in; marked: the
+ * low-water marks from $6); with `ignoreDue`, even while jobs are due (see
  * `takeJobsSql`, whose columns it returns, with the attempts before this
  * one). The claim counts the attempt: a worker that dies mid-job has used it.
  */
@@ -24,27 +32,26 @@ export function claimJobsSql(
   names: TableNames,
   limit: number,
   ignoreDue: boolean,
+  marked: boolean,
 ): string {
   const t = names.qualified;
   const dueCheck = ignoreDue
     ? ""
     : "and coalesce((select at from due) > statement_timestamp(), true)";
-  return `with due as (${dueSql(names)}), picked as (
-      select id from ${t}
-      where queue = $1 and state = 'ready' and task is not null
-        and task = any($2::text::text[]) ${dueCheck}
-        and ${pausedCheck(names)}
-      order by expected_at, id
-      limit ${Math.trunc(limit)}
-      for no key update skip locked
-    ), claimed as (
+  const pick = pickReadySql(names, {
+    where: `task is not null and task = any($2::text::text[]) ${dueCheck}
+      and ${pausedCheck(names)}`,
+    limit,
+    markParam: marked ? CLAIM_MARK_PARAM : null,
+  });
+  return `with due as (${dueSql(names)}), ${pick.ctes} claimed as (
       update ${t} as j set state = 'running', attempts = j.attempts + 1,
         started_at = statement_timestamp(),
         lease_until = statement_timestamp()
           + ($3::text::json ->> j.task)::float8 * interval '1 millisecond',
         lease_token = $4::int8,
         max_attempts = ($5::text::json ->> j.task)::int4
-      from picked where j.id = picked.id
+      where j.id = any(${pick.ids})
       returning j.id, j.data, j.enqueued_at, j.schedule_at, j.expected_at,
         j.task, j.attempts, j.key, j.group_key, j.trace
     )
@@ -53,9 +60,12 @@ export function claimJobsSql(
       c.attempts - 1,
       extract(epoch from (select at from due) - clock_timestamp()) * 1000,
       pg_backend_pid(), true, ${signalFlags(names, "c.id")}, c.key,
-      c.group_key, false, c.trace
+      c.group_key, false, c.trace, ${WALK_MS}
     from (select) as one left join claimed as c on true`;
 }
+
+/** Where a claim's low-water marks are bound (see `pickReadySql`). */
+export const CLAIM_MARK_PARAM = 6;
 
 /** One lease job whose lease a heartbeat renews. */
 export interface LeaseHold {

@@ -6,6 +6,7 @@
 
 import type { TableNames } from "../schema.ts";
 import { noteReachable } from "../reconnect_backoff.ts";
+import { pickReadySql } from "./pick_ready.ts";
 import type { Executor } from "../types.ts";
 
 /** A job row as taken from the table (data still encoded). */
@@ -81,6 +82,16 @@ export interface TakeShape {
   ignoreDue: boolean;
   /** Plain jobs for a queue bound to a transaction ($2: its mark). */
   bound: boolean;
+  /**
+   * Start past the lane's low-water marks (see `take_marks.ts`), bound
+   * after the other parameters (see {@linkcode markParamOf}).
+   */
+  marked: boolean;
+}
+
+/** Where a take's marks are bound: after the queue and the lane's own. */
+export function markParamOf(shape: TakeShape): number {
+  return shape.task || shape.bound ? 3 : 2;
 }
 
 /**
@@ -124,16 +135,13 @@ export function takeJobsSql(names: TableNames, shape: TakeShape): string {
     : "task is null";
   const bound = shape.bound ? `and ${boundTransactionCheck(2)}` : "";
   const check = shape.bound ? boundTransactionCheck(2) : "true";
-  const notPaused = pausedCheck(names);
-  return `with due as (${dueSql(names)}), taken as (
-      delete from ${t} where id = any(array(
-        select id from ${t}
-        where queue = $1 and state = 'ready' and ${which} ${dueCheck} ${bound}
-          and ${notPaused}
-        order by expected_at, id
-        limit ${Math.trunc(shape.limit)}
-        for no key update skip locked
-      ))
+  const pick = pickReadySql(names, {
+    where: `${which} ${dueCheck} ${bound} and ${pausedCheck(names)}`,
+    limit: shape.limit,
+    markParam: shape.marked ? markParamOf(shape) : null,
+  });
+  return `with due as (${dueSql(names)}), ${pick.ctes} taken as (
+      delete from ${t} where id = any(${pick.ids})
       returning id, data, enqueued_at, schedule_at, expected_at, task, attempts,
         key, group_key, trace
     )
@@ -142,9 +150,17 @@ export function takeJobsSql(names: TableNames, shape: TakeShape): string {
       t.attempts,
       extract(epoch from (select at from due) - clock_timestamp()) * 1000,
       pg_backend_pid(), ${check}, ${signalFlags(names, "t.id")}, t.key,
-      t.group_key, false, t.trace
+      t.group_key, false, t.trace, ${WALK_MS}
     from (select) as one left join taken as t on true`;
 }
+
+/**
+ * How long the statement ran on the server before its rows came out, in ms:
+ * a take that walks thousands of dead index entries shows it here, apart
+ * from the network and the client (see `take_marks.ts`).
+ */
+export const WALK_MS =
+  "extract(epoch from clock_timestamp() - statement_timestamp()) * 1000";
 
 /**
  * True unless the queue ($1) is paused: one probe of `pq_paused`, run once
@@ -196,6 +212,8 @@ export interface TakeResult {
   inTransaction: boolean;
   /** Ready jobs wait behind a task's limits (see `take_limited.ts`). */
   blocked: boolean;
+  /** Milliseconds the statement ran on the server (see `WALK_MS`). */
+  walkMs: number;
 }
 
 /**
@@ -223,6 +241,7 @@ export async function takeJobs(
     pid: first?.[8],
     inTransaction: first?.[9] !== false,
     blocked: false,
+    walkMs: Number(first?.[16] ?? 0),
   };
   for (const row of rows) {
     if (row[14] === true) result.blocked = true;
