@@ -210,7 +210,15 @@ describe("schedules", () => {
         where name in ('latest', 'backfill')`; // as if missed for longer
       workers = [start()];
       await workers[0].line("READY", 30_000);
-      await sleep(500);
+      // The missed ticks come first; on a loaded machine the worker's first
+      // turn may take a while after READY.
+      const waited = performance.now();
+      while (performance.now() - waited < 15_000) {
+        const [{ n }] = await t.sql`select count(*)::int as n
+          from ${t.sql(schema)}.ticks where kind = 'backfill'`;
+        if (n >= 4) break;
+        await sleep(100);
+      }
       await cron.unschedule("latest");
       await cron.unschedule("backfill");
       await sleep(500);
