@@ -15,11 +15,14 @@
  * client owns the table, pq runs `VACUUM (SKIP_LOCKED)` itself: after at
  * least 10,000 jobs were taken through this PQ and at most once per 10 s. It
  * runs in the background on the caller's pool, never inside a transaction,
- * and never blocks reads or writes of the queue.
+ * and never blocks reads or writes of the queue. After a vacuum that found
+ * no pinned rows, it rebuilds indexes that a pinned horizon left bloated
+ * (see `reindex.ts`).
  *
  * @module
  */
 
+import { reindexBloated } from "./reindex.ts";
 import { backgroundError, type Report } from "./report.ts";
 import type { TableNames } from "./schema.ts";
 import type { Sql } from "./types.ts";
@@ -87,6 +90,15 @@ export class Vacuum {
       // The next turn tries again; a queue works without it, only slower.
       this.#report(
         backgroundError(`VACUUM of ${this.#names.qualified}`, error),
+      );
+      return;
+    }
+    if (!this.#needed) return;
+    try {
+      await reindexBloated(this.#sql, this.#names);
+    } catch (error) {
+      this.#report(
+        backgroundError(`REINDEX of ${this.#names.qualified}`, error),
       );
     }
   }

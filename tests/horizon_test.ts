@@ -11,6 +11,8 @@ import postgres from "postgres";
 import { databaseUrl } from "./_db.ts";
 import { openTestPQ, since, sleep, type TestPQ } from "./_pq.ts";
 import type { Queue } from "../mod.ts";
+import { reindexBloated } from "../src/reindex.ts";
+import { type TableNames, tableNames } from "../src/schema.ts";
 
 /** Dead index entries in front of the live jobs. */
 const DEAD = 20_000;
@@ -149,4 +151,102 @@ describe("a pinned horizon", () => {
       assert.equal(await q.size(), 0);
     });
   }
+});
+
+describe("after a pinned horizon", () => {
+  let t: TestPQ;
+  let names: TableNames;
+  const sizes = async () =>
+    Object.fromEntries(
+      (await t.sql`select c.relname, pg_relation_size(i.indexrelid)::int8
+          as bytes from pg_index as i
+          join pg_class as c on c.oid = i.indexrelid
+          where i.indrelid = ${names.qualified}::regclass and i.indisvalid`)
+        .map((row) => [row.relname as string, Number(row.bytes)]),
+    );
+
+  before(async () => {
+    t = await openTestPQ("reindex");
+    names = tableNames(t.scratch.schema, "queue");
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  test("the vacuum's reindex brings bloated indexes back to their clean size, and only once the pin ends", async () => {
+    const q = t.pq.queue<number>("bloat");
+    await q.putMany(Array.from({ length: 100 }, (_, i) => ({ data: i })));
+    assert.equal(await q.clear(), 100);
+    await t.sql.unsafe(`vacuum ${names.qualified}`);
+    const clean = await sizes();
+
+    const holder = postgres(databaseUrl(), { max: 1, onnotice: () => {} });
+    const pin = await holder.reserve();
+    await pin`begin`;
+    await pin`select txid_current()`;
+    await q.putMany(Array.from({ length: 60_000 }, (_, i) => ({ data: i })));
+    assert.equal(await q.clear(), 60_000);
+    await t.sql.unsafe(`vacuum ${names.qualified}`);
+    const pinned = await sizes();
+    assert.deepEqual(
+      await reindexBloated(t.sql, names),
+      { rebuilt: [], dropped: [] },
+      "nothing is rebuilt while the dead rows must stay",
+    );
+    await pin`rollback`;
+    pin.release();
+    await holder.end();
+
+    await t.sql.unsafe(`vacuum ${names.qualified}`);
+    const turn = await reindexBloated(t.sql, names);
+    const rebuilt = await sizes();
+    const bloated = Object.keys(pinned).filter((index) =>
+      pinned[index] > 1 << 20
+    );
+    assert.ok(bloated.length >= 2, `bloated: ${JSON.stringify(pinned)}`);
+    assert.equal(turn.rebuilt.length, bloated.length);
+    for (const index of Object.keys(clean)) {
+      assert.ok(
+        rebuilt[index] <= 2 * Math.max(clean[index], 8192),
+        `${index}: ${clean[index]} bytes clean, ${pinned[index]} pinned, ${
+          rebuilt[index]
+        } rebuilt`,
+      );
+    }
+    await q.put(1); // the rebuilt indexes serve puts and takes
+    assert.equal((await q.get({ block: false }))?.data, 1);
+  });
+
+  test("a rebuild that waits for a writer gives up, and the next turn drops its invalid copy", async () => {
+    const q = t.pq.queue<number>("leftover");
+    await q.putMany(Array.from({ length: 30_000 }, (_, i) => ({ data: i })));
+    assert.equal(await q.clear(), 30_000);
+    await t.sql.unsafe(`vacuum ${names.qualified}`);
+    // A transaction that may write the table: a concurrent rebuild waits
+    // for it before building its copy (this one pins no rows).
+    const writer = postgres(databaseUrl(), { max: 1, onnotice: () => {} });
+    const lock = await writer.reserve();
+    await lock`begin`;
+    await lock.unsafe(`lock table ${names.qualified} in row exclusive mode`);
+    const started = performance.now();
+    const first = await reindexBloated(t.sql, names);
+    assert.ok(since(started) < 10_000, "the wait is bounded");
+    assert.deepEqual(first.rebuilt, []);
+    const [{ invalid }] = await t.sql`select count(*)::int as invalid
+      from pg_index where indrelid = ${names.qualified}::regclass
+        and not indisvalid`;
+    assert.equal(invalid, 1, "the copy it began is left, invalid");
+    await lock`commit`;
+    lock.release();
+    await writer.end();
+
+    const second = await reindexBloated(t.sql, names);
+    assert.equal(second.dropped.length, 1);
+    assert.match(second.dropped[0], /_ccnew\d*$/);
+    assert.ok(second.rebuilt.length >= 1);
+    const [{ left }] = await t.sql`select count(*)::int as left
+      from pg_index where indrelid = ${names.qualified}::regclass
+        and not indisvalid`;
+    assert.equal(left, 0);
+  });
 });
