@@ -21,9 +21,12 @@
  * put and completed; pickup p50/p99 from the put's resolution to the
  * handler's start, for the jobs put in that window (so a stalled job counts
  * where it was put); the client-side backlog at the window's end; and the
- * server's view: the ready task index's size and entries (`pgstattuple`,
- * when installable), the live ready rows among them, and the take's index
- * scan (`EXPLAIN (ANALYZE, BUFFERS)`: shared buffers and time). At the end:
+ * server's view: the table's size, the ready task index's size and entries
+ * (`pgstattuple`, when installable), the live ready rows among them, and an
+ * index walk from the start as a take from the start makes it (`EXPLAIN
+ * (ANALYZE, BUFFERS)`: shared buffers and time; while the walk is slow, pq's
+ * takes start past their low-water marks and only one a second walks from
+ * the start, see src/take_marks.ts). At the end:
  * per-phase figures, every job's count of completions (none lost, none
  * twice), and the plans of the clean window and the costliest one.
  *
@@ -354,7 +357,9 @@ async function sampleWindows(): Promise<void> {
         phase.padEnd(8)
       } offered ${window.offered} put ${window.put} done ${window.done} backlog ${window.backlog}` +
         (window.server
-          ? ` | index ${formatBytes(window.server.indexBytes)}, ${
+          ? ` | table ${formatBytes(window.server.tableBytes)}, index ${
+            formatBytes(window.server.indexBytes)
+          }, ${
             formatCount(window.server.indexEntries)
           } entries, take ${window.server.takeBuffers} buffers ${
             window.server.takeMs.toFixed(2)
@@ -479,11 +484,12 @@ const header = [
   "pickup p50",
   "p99",
   "max",
+  "table",
   "index",
   "entries",
   "live",
-  "take buffers",
-  "take ms",
+  "walk buffers",
+  "walk ms",
 ];
 const rows = windows.map((w) => [
   w.at.toFixed(0),
@@ -496,6 +502,7 @@ const rows = windows.map((w) => [
   ms(w.p50),
   ms(w.p99),
   ms(w.max),
+  w.server ? formatBytes(w.server.tableBytes) : "-",
   w.server ? formatBytes(w.server.indexBytes) : "-",
   w.server ? formatCount(w.server.indexEntries) : "-",
   w.server ? formatCount(w.server.ready) : "-",
