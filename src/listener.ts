@@ -93,8 +93,11 @@ export class Listener {
   #renewTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #lastUse = 0;
-  /** Queue names registered in `pq_waiting` (while the connection is up). */
-  readonly #registered = new Set<string>();
+  /**
+   * Queue names registered in `pq_waiting` (while the connection is up),
+   * with when they were registered or last renewed (`performance.now()`).
+   */
+  readonly #registered = new Map<string, number>();
   #closed = false;
   /** Set by cancelWaits(): new waits end at once. */
   #draining = false;
@@ -133,7 +136,7 @@ export class Listener {
     this.#schedulePoll();
     this.#scheduleRenew();
     if (this.#up) {
-      if (!this.#registered.has(queue)) this.#register([queue]);
+      if (this.#registrationDue(queue)) this.#register([queue]);
     } else this.#connect();
     return waiter;
   }
@@ -351,8 +354,11 @@ export class Listener {
       !this.#options.listen || !this.#up || this.#relid === null || !client ||
       queues.length === 0
     ) return;
-    const fresh = queues.filter((q) => !this.#registered.has(q));
-    for (const q of queues) this.#registered.add(q);
+    const now = performance.now();
+    const fresh = queues.filter((q) =>
+      now - (this.#registered.get(q) ?? -Infinity) >= REGISTRATION_TTL_MS
+    );
+    for (const q of queues) this.#registered.set(q, now);
     try {
       await registerWaiting(
         client,
@@ -368,11 +374,26 @@ export class Listener {
         if (fresh.includes(lane.queue)) lane.wake(1);
       }
     } catch (error) {
-      for (const q of fresh) this.#registered.delete(q);
+      for (const q of queues) this.#registered.delete(q);
       this.#options.report(
         backgroundError("Registering waiting queues", error),
       );
     }
+  }
+
+  /**
+   * True when a waiter entering `queue` must register it: it never was, or
+   * its registration is two thirds through its life. The renew timer stops
+   * whenever nobody waits; a worker whose slots all run jobs now and then
+   * restarted it over and over, so it never fired, its registration ended
+   * 30 s after the start, and puts stopped waking its slots, which then
+   * waited for the poll (bench/RESULTS.md, pressure: pickups of 100 ms
+   * instead of 3).
+   */
+  #registrationDue(queue: string): boolean {
+    const at = this.#registered.get(queue);
+    return at === undefined ||
+      performance.now() - at >= REGISTRATION_TTL_MS - RENEW_EVERY_MS;
   }
 
   /**
@@ -445,7 +466,7 @@ export class Listener {
 
   async #disconnect(): Promise<void> {
     const client = this.#client;
-    const queues = [...this.#registered];
+    const queues = [...this.#registered.keys()];
     this.#client = null;
     this.#up = false;
     this.#registered.clear();
