@@ -15,7 +15,9 @@
  * - `SCHEMA_TOO_NEW`: the table or the schema's shared objects were created
  *   by a newer pq; upgrade pq.
  * - `FORCED_STOP`: the worker's grace period ended while the handler ran.
- * - `CONNECTION_LOST`: the connection of a job's transaction closed mid-job.
+ * - `CONNECTION_LOST`: the connection of a job's transaction closed mid-job,
+ *   or a worker's transaction did not begin within the client's
+ *   `connect_timeout` + 5 s (an `error` event; the worker tries again).
  * - `DECODE_FAILED`: a job's stored data could not be decoded; the job is
  *   kept as failed with its text.
  * - `INVALID_DATA`: a job's stored data does not match its task's or queue's

@@ -16,6 +16,7 @@
  * @module
  */
 
+import { connectDeadlineMs } from "./connect_deadline.ts";
 import { PQError } from "./errors.ts";
 import { openOwnClient } from "./own_client.ts";
 import { backgroundError, type Report } from "./report.ts";
@@ -33,12 +34,6 @@ const RENEW_EVERY_MS = REGISTRATION_TTL_MS / 3;
 const IDLE_CLOSE_MS = 10_000;
 /** Longest pause between attempts to reconnect the own connection. */
 const MAX_RECONNECT_DELAY_MS = 5_000;
-/**
- * A connect attempt may take the driver's `connect_timeout` (30 s unless
- * set) plus this long for its statements before its client is given up and
- * replaced: see `#connect()`.
- */
-const CONNECT_STATEMENTS_MS = 5_000;
 
 /**
  * A notification about one job, on the table's channel: a running job was
@@ -240,16 +235,16 @@ export class Listener {
     // statement never settles (porsager/postgres#1174): a primary killed as
     // the listener connected left it waiting forever, its getters asleep
     // until their timeout and close() stuck (tests/fault/failover_test.ts).
-    // So an attempt not done by its deadline ends its client, which rejects
-    // the lost statement, and the next attempt opens a new one.
+    // So an attempt not done by its deadline (`connect_deadline.ts`) ends its
+    // client, which rejects the lost statement, and the next attempt opens a
+    // new one.
     let attempt: Sql | null = null;
-    const seconds = Number(this.#options.sql.options.connect_timeout) || 30;
     const deadline = setTimeout(() => {
       if (attempt === null || attempt !== this.#client) return;
       this.#client = null;
       this.#up = false;
       attempt.end({ timeout: 0 }).catch(() => {});
-    }, seconds * 1000 + CONNECT_STATEMENTS_MS);
+    }, connectDeadlineMs(this.#options.sql));
     this.#connecting = (async () => {
       try {
         const { names, listen } = this.#options;

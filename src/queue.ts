@@ -286,6 +286,11 @@ export class Queue<T = unknown, I = T> {
    * `failed()`), reported to the PQ's `onError`, and the get goes on to the
    * next job.
    *
+   * While it waits outside a transaction, a take that loses its connection
+   * (the server restarted or failed over) is tried again after a short
+   * pause, until the timeout; in a transaction, and with `block: false`, the
+   * connection error rejects the get.
+   *
    * @returns The job, or null if none became ready in time (or the PQ was
    * closed while waiting).
    * @throws The signal's reason when `signal` aborts while waiting (at once,

@@ -16,10 +16,18 @@
  * rollback. (Their pending promises hold no timer or socket and are
  * collected.)
  *
+ * A transaction that never begins is given up too (`BeginOptions`): the
+ * driver can leave a new connection's first statement unsettled for good
+ * (see `connect_deadline.ts`), which held a worker slot, and a graceful stop
+ * with it, forever. Giving up before the callback ran is safe: nothing was
+ * taken yet, and if the BEGIN is answered after all, the callback throws at
+ * once, so postgres.js rolls back and frees the connection.
+ *
  * @module
  */
 
 import { delay } from "./delay.ts";
+import { PQError } from "./errors.ts";
 import type { Sql, TransactionSql } from "./types.ts";
 
 /** A transaction and whether its connection is known to be dead. */
@@ -71,15 +79,33 @@ function never(): Promise<never> {
  */
 const CLOSE_WAIT_MS = 1_000;
 
+/** When `beginSafely()` gives up on a transaction that has not begun. */
+export interface BeginOptions {
+  /**
+   * Milliseconds for the transaction to begin (a pool connection, opened if
+   * need be, and the BEGIN): then it rejects with `CONNECTION_LOST`.
+   */
+  beginWithinMs: number;
+  /** Aborts the wait for the BEGIN (a stop); rejects with its reason. */
+  signal?: AbortSignal;
+}
+
 /**
  * Runs `fn` in `sql.begin()`. Resolves with its result once committed;
  * rejects with `fn`'s error (after the rollback), or with the driver's
- * connection error when the connection dies.
+ * connection error when the connection dies. With `options`, also rejects
+ * when the transaction has not begun within `beginWithinMs` or `signal`
+ * aborts before it began; `fn` then never runs.
  */
 export async function beginSafely<R>(
   sql: Sql,
   fn: (transaction: SafeTransaction) => Promise<R>,
+  options?: BeginOptions,
 ): Promise<R> {
+  options?.signal?.throwIfAborted();
+  /** Ends the wait for the BEGIN: it was answered, or given up. */
+  const beginning = new AbortController();
+  let abandoned = false;
   let dead = false;
   const closed = new AbortController();
   const markDead = () => {
@@ -89,6 +115,10 @@ export async function beginSafely<R>(
   /** Connection errors already found to be another connection's. */
   const foreign = new WeakSet<object>();
   const begun = sql.begin((tx) => {
+    if (abandoned) {
+      throw new Error("pq gave up on this transaction before it began");
+    }
+    beginning.abort();
     const transaction: SafeTransaction = {
       tx,
       get dead() {
@@ -122,5 +152,43 @@ export async function beginSafely<R>(
     return fn(transaction);
   });
   begun.then(undefined, markDead);
-  return await begun as R;
+  if (!options) return await begun as R;
+  const gaveUp = giveUpUnlessBegun(options, beginning.signal, () => {
+    abandoned = true;
+  });
+  try {
+    return await Promise.race([begun, gaveUp]) as R;
+  } finally {
+    beginning.abort();
+  }
+}
+
+/**
+ * Rejects when `beginWithinMs` pass or `options.signal` aborts before
+ * `began` aborts (the callback ran, or the race is over), calling `abandon`
+ * first. Never settles otherwise.
+ */
+async function giveUpUnlessBegun(
+  options: BeginOptions,
+  began: AbortSignal,
+  abandon: () => void,
+): Promise<never> {
+  const { beginWithinMs, signal } = options;
+  const wait = new AbortController();
+  const end = () => wait.abort();
+  signal?.addEventListener("abort", end, { once: true });
+  began.addEventListener("abort", end, { once: true });
+  try {
+    const elapsed = await delay(beginWithinMs, wait.signal);
+    if (began.aborted) return never();
+    abandon();
+    if (!elapsed) throw signal?.reason;
+    throw new PQError(
+      "CONNECTION_LOST",
+      `The worker's transaction did not begin within ${beginWithinMs} ms (the client's connect_timeout + 5 s): its connection is taken for lost, and the slot tries again`,
+    );
+  } finally {
+    signal?.removeEventListener("abort", end);
+    began.removeEventListener("abort", end);
+  }
 }

@@ -64,6 +64,9 @@ export class Scheduler {
         this.#core.report(backgroundError("Enqueuing scheduled jobs", error));
         sleepMs = Math.min(sleepMs, this.#core.listener.pollIntervalMs);
       }
+      // A stop while enqueueDue() ran fired no listener: without this check
+      // the sleep below held the worker's stop for up to RECHECK_MS.
+      if (stop.aborted) return;
       const wake = new AbortController();
       this.#wake = wake;
       const onStop = () => wake.abort();

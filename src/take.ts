@@ -15,6 +15,8 @@ import {
   type TakeResult,
 } from "./sql/take_jobs.ts";
 import type { LaneMarks } from "./take_marks.ts";
+import { backgroundError } from "./report.ts";
+import { takeMayRetry, takeRetryPauseMs } from "./take_retry.ts";
 import type { Executor } from "./types.ts";
 import type { LaneKind, Waiter } from "./waiters.ts";
 
@@ -245,6 +247,12 @@ async function takeFrom(
  * An abort interrupts only the waiting: a statement that already took jobs
  * returns them, because outside a transaction they are gone from the queue
  * and dropping them would lose them.
+ *
+ * A take outside a transaction that fails with a connection error is tried
+ * again after a pause, while the wait's time and signal allow (see
+ * `take_retry.ts`); the pause ends early when a wake comes (the listener
+ * reconnected, a job was put). Other errors, and every error in a
+ * transaction or without a wait, reject at once.
  */
 export async function takeWaiting(
   core: PQCore,
@@ -259,26 +267,43 @@ export async function takeWaiting(
   const listener = core.listener;
   const kind: LaneKind = waiterKind(lane);
   let waiter: Waiter | null = null;
+  /** Takes failed in a row with a connection error. */
+  let failures = 0;
   try {
     for (;;) {
       // A notification that lands between this take and the wait below
       // moves the generation on: then look again instead of sleeping.
       const generation = listener.generation;
       if (waiter) waiter.woken = false;
-      const found = await takeReady(
-        core,
-        db,
-        inTransaction,
-        queue,
-        lane,
-        limit,
-      );
-      if (found.rows.length) return found.rows;
+      let found: TakeAttempt | null = null;
+      try {
+        found = await takeReady(
+          core,
+          db,
+          inTransaction,
+          queue,
+          lane,
+          limit,
+        );
+        failures = 0;
+      } catch (error) {
+        if (!wait || !takeMayRetry(error, inTransaction)) throw error;
+        if (++failures === 1) {
+          core.report(backgroundError("A waiting get()'s take", error));
+        }
+      }
+      if (found?.rows.length) return found.rows;
       if (!wait || core.closed) return [];
       wait.signal?.throwIfAborted();
       const remaining = deadline - performance.now();
       if (remaining <= 0) return [];
       waiter ??= listener.enter(queue, kind);
+      if (found === null) {
+        const pause = Math.min(takeRetryPauseMs(failures), remaining);
+        await waiter.wait(pause, wait.signal);
+        if (waiter.cancelled) return [];
+        continue;
+      }
       if (listener.generation !== generation) waiter.woken = true;
       waiter.lane.noteDue(found.retryInMs);
       if (!await waiter.wait(remaining, wait.signal)) return [];

@@ -26,6 +26,7 @@
 
 import { type Attempt, cancelledError } from "./attempt.ts";
 import type { PQCore, RunningWorker } from "./core.ts";
+import { connectDeadlineMs } from "./connect_deadline.ts";
 import { delay } from "./delay.ts";
 import { assertOpen, PQError } from "./errors.ts";
 import { recordOf } from "./job_data.ts";
@@ -482,6 +483,7 @@ export class Worker implements RunningWorker {
     let took = 0, retryInMs: number | null = null, pid = 0, blocked = false;
     let rows: readonly TakenRow[] = [];
     let committed = false;
+    const stop = this.#stop.watch();
     try {
       await beginSafely(this.#core.sql, async (t) => {
         const { savepoint: first, found } = await this.#take(t, lane, limit);
@@ -517,11 +519,16 @@ export class Worker implements RunningWorker {
           outcomes.push(await runJob(this.#context, t, savepoint, row, pid));
         }
         await this.#finishBatch(t, found, outcomes);
+      }, {
+        // A BEGIN the driver never settles would hold the slot, and a stop,
+        // for good (see `connect_deadline.ts`).
+        beginWithinMs: connectDeadlineMs(this.#core.sql),
+        signal: stop.signal,
       });
       committed = true;
       noteReachable(this.#core.sql);
     } catch (thrown) {
-      const error = isConnectionError(thrown)
+      const error = isConnectionError(thrown) && !(thrown instanceof PQError)
         ? new PQError(
           "CONNECTION_LOST",
           "The connection of the worker's transaction closed mid-batch: its jobs go back to the queue",
@@ -531,6 +538,7 @@ export class Worker implements RunningWorker {
       for (const job of started) this.#emit({ type: "abort", job, error });
       throw error;
     } finally {
+      stop.release();
       this.#stop.closed(pid);
       const ended = new Map<string, string>();
       if (committed) {

@@ -37,6 +37,7 @@ export class StopControl {
   /** Ends the grace timer and pauses when the worker has stopped. */
   readonly #timers = new AbortController();
   readonly #waiters = new Set<Waiter>();
+  /** Pauses and other waits that a stop ends (`pause()`, `watch()`). */
   readonly #pauses = new Set<AbortController>();
   readonly #handlers = new Set<RunningHandler>();
   /** Server processes of the open batch transactions. */
@@ -89,6 +90,21 @@ export class StopControl {
     } finally {
       this.#pauses.delete(pause);
     }
+  }
+
+  /**
+   * A signal that aborts when the worker stops (at once if it is stopping
+   * already), for a wait a stop should end, such as a batch's BEGIN that no
+   * answer may ever come to. Call `release()` when the wait is over.
+   */
+  watch(): { signal: AbortSignal; release(): void } {
+    const stopped = new AbortController();
+    if (this.#stopping) stopped.abort();
+    this.#pauses.add(stopped);
+    return {
+      signal: stopped.signal,
+      release: () => this.#pauses.delete(stopped),
+    };
   }
 
   /** Waits on `waiter` for up to `ms`; a stop cancels the wait. */

@@ -8,6 +8,16 @@
  * - `cutAtFirstStatement = n` closes the next `n` connections when they send
  *   their first statement, after the startup went through: as when the
  *   server dies just as a new connection is put to use.
+ * - `cutAtNextStatement = n` closes the connections that send the next `n`
+ *   statements, new or old: as when the server dies during a statement.
+ * - `stallWhen = (text) => boolean` holds a connection when it sends a
+ *   statement whose text (of a Query or Parse message) passes the test:
+ *   nothing more passes either way, and both sockets stay open until the
+ *   proxy closes, as with a server that froze or a network that drops
+ *   packets without a reset. The statement never gets an answer.
+ * - `stopListening()` closes the listening socket: new connections are
+ *   refused by the system (ECONNREFUSED, as with a server that is down),
+ *   while the connections it carries go on.
  * - It reads the frontend protocol of every connection and counts the
  *   statements the clients run (each simple Query and each Execute), and
  *   keeps their texts and the names of named prepared statements, so a test
@@ -36,8 +46,16 @@ export interface TcpProxy {
   refuse: boolean;
   /** Close this many of the next connections at their first statement. */
   cutAtFirstStatement: number;
+  /** Close the connections that send the next this many statements. */
+  cutAtNextStatement: number;
+  /** Hold a connection when it sends a statement whose text passes this. */
+  stallWhen: ((text: string) => boolean) | null;
   /** Connections closed by `cutAtFirstStatement` so far. */
   readonly cuts: number;
+  /** Connections closed by `cutAtNextStatement` so far. */
+  readonly statementCuts: number;
+  /** Connections held by `stallWhen` so far. */
+  readonly stalls: number;
   /** Connections accepted and passed on so far. */
   readonly accepted: number;
   /** Connections closed at once because `refuse` was set. */
@@ -50,6 +68,8 @@ export interface TcpProxy {
   readonly namedStatements: string[];
   /** The local ports of the proxy's connections to the server. */
   upstreamPorts(): number[];
+  /** Closes the listening socket; the open connections go on. */
+  stopListening(): void;
   /** Closes the listening socket and every connection. */
   close(): Promise<void>;
   /** Same as `close()`, for `await using`. */
@@ -75,20 +95,27 @@ export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
   const upstreams = new Set<net.Socket>();
   let accepted = 0, refused = 0, statements = 0, cuts = 0;
+  let statementCuts = 0, stalls = 0;
   const texts: string[] = [];
   const namedStatements: string[] = [];
 
-  const onMessage = (type: number, body: Uint8Array) => {
+  /** Counts and keeps a message; returns the text of a Query or Parse. */
+  const onMessage = (type: number, body: Uint8Array): string | null => {
     if (type === 0x51 /* Q */) {
       statements++;
-      texts.push(cString(body, 0).text);
+      const text = cString(body, 0).text;
+      texts.push(text);
+      return text;
     } else if (type === 0x45 /* E */) {
       statements++;
     } else if (type === 0x50 /* P */) {
       const name = cString(body, 0);
-      texts.push(cString(body, name.end + 1).text);
+      const text = cString(body, name.end + 1).text;
+      texts.push(text);
       if (name.text !== "") namedStatements.push(name.text);
+      return text;
     }
+    return null;
   };
 
   const server = net.createServer((client) => {
@@ -102,9 +129,20 @@ export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
     sockets.add(client);
     sockets.add(upstream);
     upstreams.add(upstream);
-    let first = true, cut = false;
+    let first = true, cut = false, stalled = false;
     const reader = frontendReader((type, body) => {
-      onMessage(type, body);
+      const text = onMessage(type, body);
+      if (text !== null && !cut && !stalled && proxy.stallWhen?.(text)) {
+        stalls++;
+        stalled = true;
+      }
+      const statement = type === 0x51 /* Q */ || type === 0x50 /* P */ ||
+        type === 0x45 /* E */;
+      if (statement && !cut && !stalled && proxy.cutAtNextStatement > 0) {
+        proxy.cutAtNextStatement--;
+        statementCuts++;
+        cut = true;
+      }
       if (first && (type === 0x51 /* Q */ || type === 0x50 /* P */)) {
         first = false;
         if (proxy.cutAtFirstStatement > 0) {
@@ -115,11 +153,14 @@ export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
       }
     });
     client.on("data", (chunk: Uint8Array) => {
+      if (stalled) return;
       reader(chunk);
       if (cut) end();
-      else upstream.write(chunk);
+      else if (!stalled) upstream.write(chunk);
     });
-    upstream.on("data", (chunk: Uint8Array) => client.write(chunk));
+    upstream.on("data", (chunk: Uint8Array) => {
+      if (!stalled) client.write(chunk);
+    });
     const end = () => {
       client.destroy();
       upstream.destroy();
@@ -141,20 +182,34 @@ export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
   url.hostname = "127.0.0.1";
   url.port = String(port);
 
+  /** Settles once the server closed: when no connection is left. */
+  let serverClosed: Promise<void> | null = null;
+  const stopListening = () => {
+    serverClosed ??= new Promise<void>((resolve) =>
+      server.close(() => resolve())
+    );
+  };
   const close = async () => {
     for (const socket of sockets) socket.destroy();
     sockets.clear();
-    if (server.listening) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    stopListening();
+    await serverClosed;
   };
   const proxy: TcpProxy = {
     url: url.href,
     port,
     refuse: false,
     cutAtFirstStatement: 0,
+    cutAtNextStatement: 0,
+    stallWhen: null,
     get cuts() {
       return cuts;
+    },
+    get statementCuts() {
+      return statementCuts;
+    },
+    get stalls() {
+      return stalls;
     },
     get accepted() {
       return accepted;
@@ -171,6 +226,7 @@ export async function startProxy(databaseUrl: string): Promise<TcpProxy> {
       [...upstreams].map((s) => s.localPort).filter((p): p is number =>
         p !== undefined
       ),
+    stopListening,
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -7,7 +7,9 @@
  * it runs as the `postgres` system user (through `setpriv`), with its
  * configuration in a temporary folder that user can read. It listens on a
  * free port of 127.0.0.1 only (no Unix socket), trusts its clients, and logs
- * in to the server with the user and password of the test server's URL.
+ * in to the server with the user and password of the test server's URL. That
+ * user may also use PgBouncer's admin console (database `pgbouncer`, simple
+ * queries only: `SHOW POOLS`, `SHOW SERVERS`, `SHOW STATS`).
  *
  * @example Run statements through PgBouncer
  * ```ts ignore
@@ -78,13 +80,14 @@ export function findPgBouncer(): string | null {
  * @param databaseUrl The server, as a `postgres://` URL with user and
  * (optionally) password.
  * @param options `poolSize`: server connections per user and database
- * (default 20).
+ * (default 20); `maxClientConn`: client connections PgBouncer accepts
+ * (default 500).
  * @returns The running PgBouncer, or why it cannot run here (not installed,
  * no unprivileged user, did not start), for the tests to skip with.
  */
 export async function startPgBouncer(
   databaseUrl: string,
-  options: { poolSize?: number } = {},
+  options: { poolSize?: number; maxClientConn?: number } = {},
 ): Promise<PgBouncer | string> {
   const binary = findPgBouncer();
   if (!binary) {
@@ -126,7 +129,8 @@ export async function startPgBouncer(
       `auth_file = ${join(dir, "userlist.txt")}`,
       "pool_mode = transaction",
       `default_pool_size = ${options.poolSize ?? 20}`,
-      "max_client_conn = 500",
+      `max_client_conn = ${options.maxClientConn ?? 500}`,
+      `admin_users = ${user}`,
       "ignore_startup_parameters = extra_float_digits, options",
       "log_connections = 0",
       "log_disconnections = 0",

@@ -55,6 +55,23 @@ describe("stopping", () => {
     }
   });
 
+  test("work() stopped in its first milliseconds resolves at once", async () => {
+    // Its scheduler's first look for due ticks is still running then; a stop
+    // during that look once slept out the scheduler's 60 s recheck.
+    const q = t.pq.queue(`earlystop${n++}`);
+    q.task("never", () => {});
+    for (const wait of [0, 1, 5]) {
+      const stop = new AbortController();
+      const working = q.work({ signal: stop.signal, onEvent: () => {} });
+      await sleep(wait);
+      const start = performance.now();
+      stop.abort();
+      await working;
+      const took = performance.now() - start;
+      assert.ok(took < 3_000, `stopped ${wait} ms in, after ${took} ms`);
+    }
+  });
+
   test("a queue kept from transaction() refuses to work after it ended", async () => {
     const q = t.pq.queue(`ended${n++}`);
     const kept = await q.transaction((qq) => qq);

@@ -11,6 +11,10 @@
  *   connection each, measured for 20 and multiplied), and how the take
  *   rate of one worker changes while they wait.
  *
+ * `--pgbouncer` measures only the waiting getters: as above, and through a
+ * PgBouncer in transaction mode (`pgbouncer.ts`) as one PQ with 1,000
+ * getters and as 1,000 PQs with one each (too many to connect directly).
+ *
  * @module
  */
 
@@ -28,8 +32,10 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { createPQ } from "../../mod.ts";
 import { benchUrl, freshSchema } from "../db.ts";
+import { bouncedGetters } from "./pgbouncer.ts";
 
 const quick = process.argv.includes("--quick");
+const pgbouncer = process.argv.includes("--pgbouncer");
 const url = benchUrl();
 const log = (text: string) => process.stderr.write(`${text}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -142,6 +148,17 @@ async function curvePoint(processes: number): Promise<CurvePoint> {
   }
 }
 
+/**
+ * Listener connections of other processes on the server (other runs, tests):
+ * counted before a measurement and taken off it, since every PQ's listener
+ * has the same application_name.
+ */
+async function otherListeners(sql: postgres.Sql): Promise<number> {
+  const [row] = await sql`select count(*)::int as n from pg_stat_activity
+    where application_name = 'pq listener'`;
+  return row.n;
+}
+
 /** Connections of `count` separate PQs, each with one waiting get(). */
 async function separatePQs(count: number): Promise<number> {
   const admin = postgres(url, { max: 2, onnotice: () => {} });
@@ -155,6 +172,7 @@ async function separatePQs(count: number): Promise<number> {
   const pqs = clients.map((sql) => createPQ(sql, { schema: scratch.schema }));
   const stop = new AbortController();
   try {
+    const others = await otherListeners(admin);
     await pqs[0].create();
     const waits = pqs.map((pq) =>
       pq.queue("idle").get({ timeout: "1h", signal: stop.signal }).catch(
@@ -166,7 +184,7 @@ async function separatePQs(count: number): Promise<number> {
       where application_name in ('pq scale getter', 'pq listener')`;
     stop.abort();
     await Promise.all(waits);
-    return row.n;
+    return row.n - others;
   } finally {
     for (const pq of pqs) await pq.close();
     for (const sql of clients) await sql.end();
@@ -189,6 +207,7 @@ async function sharedGetters(): Promise<
     connection: { application_name: "pq scale shared" },
   });
   const scratch = await freshSchema(sql);
+  const others = await otherListeners(sql);
   const pq = createPQ(sql, { schema: scratch.schema });
   await pq.create();
   const drain = async () => {
@@ -217,7 +236,7 @@ async function sharedGetters(): Promise<
     const withGetters = await drain();
     stop.abort();
     await Promise.all(waits);
-    return { connections: row.n, withGetters, without };
+    return { connections: row.n - others, withGetters, without };
   } finally {
     await pq.close();
     await scratch.drop();
@@ -230,6 +249,42 @@ const fmt = (n: number, digits = 0) =>
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,
   });
+
+if (pgbouncer) {
+  log("1,000 waiting getters, directly and through PgBouncer...");
+  const shared = await sharedGetters();
+  const separate = await separatePQs(20);
+  const windowMs = quick ? 3_000 : 10_000;
+  const onePQ = await bouncedGetters(url, { pqs: 1, getters: 1_000, windowMs });
+  const manyPQs = await bouncedGetters(url, {
+    pqs: 1_000,
+    getters: 1,
+    windowMs,
+  });
+  if (typeof onePQ === "string") throw new Error(onePQ);
+  if (typeof manyPQs === "string") throw new Error(manyPQs);
+  console.log(
+    `pq scale: waiting getters through ${onePQ.version} (transaction mode, default_pool_size 20), pq with listen: false and pollInterval 1s`,
+  );
+  console.log();
+  console.log(
+    "| 1,000 waiting getters | server connections, direct | through PgBouncer: client connections | server connections | busy at once (most) | statements/s |",
+  );
+  console.log("| --- | --: | --: | --: | --: | --: |");
+  const row = (name: string, direct: string, b: typeof onePQ) =>
+    console.log(
+      `| ${name} | ${direct} | ${
+        fmt(b.clients)
+      } | ${b.servers} | ${b.busiest} | ${fmt(b.statementsPerSecond)} |`,
+    );
+  row("on one PQ", String(shared.connections), onePQ);
+  row(
+    "1,000 PQs, one each",
+    `~${fmt(separate / 20 * 1000)} (20 PQs: ${separate})`,
+    manyPQs,
+  );
+  process.exit(0);
+}
 
 const points: CurvePoint[] = [];
 for (const processes of [1, 2, 4, 8]) {

@@ -193,8 +193,9 @@ async function failover(synchronous: boolean): Promise<Figures> {
         throw new Error("the waiting get() failed", { cause: error });
       });
       got.catch(() => {});
-      // Waiting for sure (registered, so puts notify it) before the kill: a
-      // take in flight at the kill fails the get() (RELIABILITY.md).
+      // Waiting for sure (registered, so puts notify it) before the kill, so
+      // that it lives through the failover as a waiting getter. (A take in
+      // flight at the kill is taken again: src/take_retry.ts.)
       await waitFor(
         async () =>
           (await direct`select 1 from ${direct(SCHEMA)}.pq_waiting
