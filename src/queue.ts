@@ -79,7 +79,7 @@ import { Worker } from "./worker.ts";
 import type { WorkOptions, WorkStats } from "./work_options.ts";
 
 const GET_OPTIONS = ["block", "timeout", "signal"] as const;
-const SIZE_OPTIONS = ["task"] as const;
+const SIZE_OPTIONS = ["task", "atMost"] as const;
 const ITERATE_OPTIONS = ["timeout", "signal"] as const;
 
 /**
@@ -448,8 +448,10 @@ export class Queue<T = unknown, I = T> {
    * see another transaction's uncommitted work).
    *
    * @param options `task`: count only the jobs of this task (for example
-   * those of a task that no running worker knows, which wait for one).
-   * @returns The number of ready jobs.
+   * those of a task that no running worker knows, which wait for one);
+   * `atMost`: stop counting there, so the count costs the same however deep
+   * the backlog.
+   * @returns The number of ready jobs (at most `atMost`).
    *
    * @example
    * ```ts
@@ -465,22 +467,39 @@ export class Queue<T = unknown, I = T> {
    * await apples.put("now");
    * await apples.put("later", { scheduleAt: "1h" });
    * assert.equal(await apples.size(), 1);
+   * await apples.putMany([{ data: "a" }, { data: "b" }]);
+   * assert.equal(await apples.size({ atMost: 2 }), 2); // 3 ready: stops at 2
    * await apples.clear();
    * await pq.close();
    * await sql.end();
    * ```
    */
   async size(options?: SizeOptions): Promise<number> {
-    let task: string | undefined;
+    let task: string | undefined, atMost: number | undefined;
     try {
-      task = checkOptions(options, SIZE_OPTIONS).task;
+      ({ task, atMost } = checkOptions(options, SIZE_OPTIONS));
       if (task !== undefined) checkName(task, "'task'");
+      if (
+        atMost !== undefined && (!Number.isSafeInteger(atMost) || atMost < 1)
+      ) {
+        throw new TypeError(
+          `'atMost' must be a whole number of at least 1: received ${
+            describe(atMost)
+          }`,
+        );
+      }
     } catch (error) {
       withAction("count jobs", error);
     }
     this.#checkOpen("count jobs");
     await this.#binding?.check("count jobs");
-    return await countJobs(this.#db, this.#core.names, this.name, task);
+    return await countJobs(
+      this.#db,
+      this.#core.names,
+      this.name,
+      task,
+      atMost,
+    );
   }
 
   /**
@@ -543,6 +562,8 @@ export class Queue<T = unknown, I = T> {
    *   throw new Error("changed my mind");
    * }).catch(() => {});
    * assert.equal(await apples.size(), 1);
+   * await apples.putMany([{ data: "a" }, { data: "b" }]);
+   * assert.equal(await apples.size({ atMost: 2 }), 2); // 3 ready: stops at 2
    * await apples.clear();
    * await pq.close();
    * await sql.end();

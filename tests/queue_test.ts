@@ -269,6 +269,30 @@ describe("queue", () => {
     assert.equal(await q.size(), 0);
   });
 
+  test("size({ atMost }) stops counting there, over plain, task and due jobs; a bad bound names the option", async () => {
+    const q = fresh();
+    await q.putMany(Array.from({ length: 5 }, (_, i) => ({ data: i })));
+    await q.put("due", { scheduleAt: 1 });
+    await sleep(20);
+    const tasked = q.task("t", () => {});
+    await tasked.many([{ args: 1 }, { args: 2 }]);
+    assert.equal(await q.size(), 8);
+    assert.equal(await q.size({ atMost: 3 }), 3);
+    assert.equal(await q.size({ atMost: 8 }), 8);
+    assert.equal(await q.size({ atMost: 100 }), 8);
+    assert.equal(await q.size({ task: "t" }), 2);
+    assert.equal(await q.size({ task: "t", atMost: 1 }), 1);
+    for (const atMost of [0, -1, 1.5, "3", Number.NaN]) {
+      await assert.rejects(
+        q.size({ atMost } as never),
+        (error: Error) =>
+          error instanceof TypeError && /'atMost' must be a whole number/
+            .test(error.message),
+      );
+    }
+    await q.clear();
+  });
+
   test("8 producers x 100 jobs with 4 consumers: every job consumed exactly once", async () => {
     const q = fresh<string>();
     const producers = Array.from({ length: 8 }, async (_, p) => {

@@ -14,40 +14,41 @@ import { epochMs, toDate } from "./take_jobs.ts";
 /**
  * Counts the ready jobs of a queue (plain and task jobs, and scheduled jobs
  * that came due), or of one of its tasks. Three counts so each uses its
- * partial index.
+ * partial index; with `atMost`, each stops there (an index scan with a
+ * limit), so the cost no longer grows with the backlog.
  */
 export async function countJobs(
   db: Executor,
   names: TableNames,
   queue: string,
   task?: string,
+  atMost?: number,
 ): Promise<number> {
   const t = names.qualified;
-  const [row] = task === undefined
-    ? await db.unsafe(
-      `select
-        (select count(*) from ${t}
-          where queue = $1 and state = 'ready' and task is null)
-        + (select count(*) from ${t}
-          where queue = $1 and state = 'ready' and task is not null)
-        + (select count(*) from ${t}
-          where queue = $1 and state = 'scheduled'
-            and schedule_at <= statement_timestamp())`,
-      [queue],
-      { prepare: true },
-    ).values()
-    : await db.unsafe(
-      `select
-        (select count(*) from ${t}
-          where queue = $1 and state = 'ready' and task is not null
-            and task = $2)
-        + (select count(*) from ${t}
-          where queue = $1 and state = 'scheduled'
-            and schedule_at <= statement_timestamp() and task = $2)`,
-      [queue, task],
-      { prepare: true },
-    ).values();
-  return Number(row[0]);
+  const params: unknown[] = task === undefined ? [queue] : [queue, task];
+  const limit = atMost === undefined ? "" : `limit $${params.push(atMost)}`;
+  const count = (where: string) =>
+    `(select count(*) from (select 1 from ${t} where queue = $1 and ${where}
+      ${limit}) as s)`;
+  const ofTask = task === undefined ? "" : "and task = $2";
+  const due = "state = 'scheduled' and schedule_at <= statement_timestamp()";
+  const parts = task === undefined
+    ? [
+      count("state = 'ready' and task is null"),
+      count("state = 'ready' and task is not null"),
+      count(due),
+    ]
+    : [
+      count(`state = 'ready' and task is not null ${ofTask}`),
+      count(`${due} ${ofTask}`),
+    ];
+  const [row] = await db.unsafe(
+    `select ${parts.join(" + ")}`,
+    params as never[],
+    { prepare: true },
+  ).values();
+  const n = Number(row[0]);
+  return atMost === undefined ? n : Math.min(n, atMost);
 }
 
 /** Deletes every job of a queue, in any state; returns how many. */
