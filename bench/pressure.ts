@@ -28,7 +28,8 @@
  * takes start past their low-water marks and only one a second walks from
  * the start, see src/take_marks.ts). At the end:
  * per-phase figures, every job's count of completions (none lost, none
- * twice), and the plans of the clean window and the costliest one.
+ * twice; in backend_kill mode counted by the effect each handler writes
+ * through `job.tx`, since a commit's answer can die with its connection), and the plans of the clean window and the costliest one.
  *
  * pq connects as a role of its own (`pq_pressure`, created if missing) so
  * that the killer and the samples find its backends, the listener's
@@ -140,6 +141,12 @@ await admin.unsafe(`do $$ begin
     end if;
   end $$`);
 await admin.unsafe(`alter schema "${schema}" owner to ${ROLE}`);
+// backend_kill: each handler writes its job's index through job.tx, so that a
+// batch whose commit landed while its connection died (no success event: the
+// client never heard the commit) still counts, and a job done twice shows.
+const effects = `"${schema}".effects`;
+await admin.unsafe(`create table ${effects} (i int4 not null)`);
+await admin.unsafe(`alter table ${effects} owner to ${ROLE}`);
 const hasPgstattuple = await admin.unsafe(
   `create extension if not exists pgstattuple`,
 ).then(() => true, () => false);
@@ -206,8 +213,11 @@ if (typeof (globalThis as { Deno?: unknown }).Deno !== "undefined") {
 
 const job = producerPQ.queue(QUEUE).task("job", (_: { i: number }) => {});
 const q = workerPQ.queue(QUEUE);
-q.task("job", async ({ i }: { i: number }) => {
+q.task("job", async ({ i }: { i: number }, running) => {
   if (Number.isNaN(startAt[i])) startAt[i] = performance.now();
+  if (mode === "backend_kill") {
+    await running.tx!.unsafe(`insert into ${effects} values ($1)`, [i]);
+  }
   if (handlerMs > 0) await sleep(handlerMs);
 });
 const working = q.work({
@@ -440,6 +450,21 @@ for (const id of successIds) {
   if (i === undefined) fromFailedPuts++;
   else if (completions[i] < 255) completions[i]++;
 }
+// With effects (backend_kill), they decide: a commit whose success event was
+// lost still wrote its effect.
+let silent = 0;
+if (mode === "backend_kill") {
+  const counted = new Uint8Array(capacity);
+  for (
+    const { i, n } of await admin.unsafe(
+      `select i, count(*)::int as n from ${effects} group by i`,
+    )
+  ) counted[i] = Math.min(n, 255);
+  for (let i = 0; i < issued; i++) {
+    if (counted[i] > 0 && completions[i] === 0) silent++;
+    completions[i] = counted[i];
+  }
+}
 let lost = 0, twice = 0;
 for (let i = 0; i < issued; i++) {
   if (Number.isNaN(putAt[i])) continue;
@@ -565,7 +590,7 @@ console.log(
     formatCount(done)
   } completions (${fromFailedPuts} of jobs whose put failed); acknowledged jobs not completed: ${lost}, completed twice: ${twice}; rows left in the table: ${left}; drained: ${drained}; worker errors recovered: ${errors}${
     mode === "backend_kill"
-      ? `; backends killed: ${kills.killed} (${kills.young} of them new since the previous poll)`
+      ? `; jobs whose effect committed with no success event (the commit's answer lost with its connection): ${silent}; backends killed: ${kills.killed} (${kills.young} of them new since the previous poll)`
       : ""
   }; unhandled rejections: ${unhandled}`,
 );
