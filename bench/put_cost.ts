@@ -1,13 +1,16 @@
 /**
  * What one single put costs: `deno run -A bench/put_cost.ts` (about a
- * minute). One producer, sequential puts, three sides on clients of their
+ * minute). One producer, sequential puts, on sides with clients of their
  * own (one connection each), each in a fresh schema:
  *
  * - `raw`: bench/raw.ts's prepared insert, no trigger (the baseline);
- * - `pq`: `queue.put()` of this working tree;
- * - `base`: `queue.put()` of another checkout (`--base=DIR`, for example a
- *   `git worktree` of an older commit), with its own table and statements,
- *   so that a regression can be told from the machine's drift in one run.
+ * - `pq`: `queue.put()` of this working tree (OpenTelemetry as
+ *   `PQ_BENCH_OTEL` says, see `otel.ts`); `pq-off`: the same with
+ *   `telemetry: false`;
+ * - a directory: `queue.put()` of another checkout of pq there (for
+ *   example a `git worktree` of an older commit), with its own table and
+ *   statements, so that a regression can be told from the machine's drift
+ *   in one run.
  *
  * The sides take turns in rounds of `--round` puts (default 100), each
  * round starting with a different side, so that the load of a shared
@@ -17,8 +20,8 @@
  * (`/proc/<pid>/schedstat`, when the server runs on this host).
  *
  * Options: `--puts=N` per side and repetition (default 2,000), `--reps=N`
- * (default 5), `--round=N`, `--base=DIR`, `--sides=raw,pq,base`.
- * OpenTelemetry for `pq` as `PQ_BENCH_OTEL` says (see `otel.ts`).
+ * (default 5), `--round=N`, `--sides=raw,pq,pq-off,DIR,...` (default
+ * `raw,pq`).
  *
  * @module
  */
@@ -45,12 +48,20 @@ function option(name: string, fallback: string): string {
 const PUTS = Number(option("puts", "2000"));
 const REPS = Number(option("reps", "5"));
 const ROUND = Number(option("round", "100"));
-const BASE = option("base", "");
-const SIDES = option("sides", BASE ? "raw,pq,base" : "raw,pq").split(",");
+const SIDES = option("sides", "raw,pq").split(",");
 const ROUNDS = Math.ceil(PUTS / ROUND);
 /** Puts per side and repetition. */
 const PER_REP = ROUNDS * ROUND;
 const WARMUP = 200;
+/** A side that is another checkout: a path. */
+const isCheckout = (side: string) => side.includes("/");
+for (const side of SIDES) {
+  if (!["raw", "pq", "pq-off"].includes(side) && !isCheckout(side)) {
+    throw new Error(
+      `Unknown side ${side} (known: raw, pq, pq-off, or a checkout's path)`,
+    );
+  }
+}
 const url = benchUrl();
 const log = (text: string) => process.stderr.write(`${text}\n`);
 
@@ -76,10 +87,10 @@ function cpuMs(pid: number): number {
   }
 }
 
-/** The createPQ of the side: this tree's, or the base checkout's. */
+/** The createPQ of the side: this tree's, or another checkout's. */
 async function pqFactory(name: string): Promise<typeof createPQ> {
-  if (name === "pq") return createPQ;
-  const mod = await import(pathToFileURL(resolve(BASE, "mod.ts")).href);
+  if (!isCheckout(name)) return createPQ;
+  const mod = await import(pathToFileURL(resolve(name, "mod.ts")).href);
   return mod.createPQ;
 }
 
@@ -104,10 +115,11 @@ async function open(name: string): Promise<Side> {
       };
     }
     const create = await pqFactory(name);
-    // The base may predate the telemetry option: give it only the schema.
-    const pq = name === "pq"
-      ? create(sql, { schema, telemetry: otelMode() !== "off" })
-      : create(sql, { schema });
+    // Another checkout may predate the telemetry option: only the schema.
+    const pq = isCheckout(name) ? create(sql, { schema }) : create(sql, {
+      schema,
+      telemetry: name === "pq" && otelMode() !== "off",
+    });
     await pq.create();
     const queue = pq.queue("jobs");
     return {
@@ -180,9 +192,8 @@ for (const side of sides) {
   const ratio = median(side.reps.map((r, i) => baseline.reps[i].ms / r.ms));
   const client = median(side.reps.map((r) => r.client / PER_REP * 1000));
   const server = median(side.reps.map((r) => r.server / PER_REP * 1000));
-  const label = side.name === "base" ? `base (${BASE})` : side.name;
   console.log(
-    `| ${label} | ${formatCount(rate)} | ${formatRatio(ratio)} | ${
+    `| ${side.name} | ${formatCount(rate)} | ${formatRatio(ratio)} | ${
       client.toFixed(0)
     } | ${Number.isNaN(server) ? "-" : server.toFixed(0)} |`,
   );
