@@ -39,6 +39,7 @@ import { tableV3 } from "./migrations/table_v3.ts";
 import { tableV4 } from "./migrations/table_v4.ts";
 import { tableV5 } from "./migrations/table_v5.ts";
 import { tableV6 } from "./migrations/table_v6.ts";
+import { tableV7 } from "./migrations/table_v7.ts";
 import { quoteIdent, quoteLiteral } from "./names.ts";
 import type { Executor, Sql } from "./types.ts";
 
@@ -98,7 +99,15 @@ export interface TableNames {
 }
 
 /** The steps of the job table; step n brings version n - 1 to n. */
-const TABLE_STEPS = [tableV1, tableV2, tableV3, tableV4, tableV5, tableV6];
+const TABLE_STEPS = [
+  tableV1,
+  tableV2,
+  tableV3,
+  tableV4,
+  tableV5,
+  tableV6,
+  tableV7,
+];
 /** The steps of the schema's shared objects. */
 const SHARED_STEPS = [
   sharedV1,

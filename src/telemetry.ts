@@ -179,18 +179,25 @@ export class Telemetry {
       { kind: PRODUCER, attributes },
       parent,
     );
-    const context = api.trace.setSpan(parent, span);
-    let trace: string | null = null;
-    // Stored whenever the span's context is valid, also when a sampler
-    // dropped the span: the context carries that decision to the job's run.
-    // Without a registered provider it is invalid, and nothing is stored.
-    if (api.trace.isSpanContextValid(span.spanContext())) {
-      const carrier: Record<string, string> = {};
-      api.propagation.inject(context, carrier);
-      trace = carrier.traceparent ?? null;
-    }
     try {
-      const result = await api.context.with(context, () => insert(trace));
+      let result: T;
+      // Stored whenever the span's context is valid, also when a sampler
+      // dropped the span: the context carries that decision to the job's
+      // run. Without a registered provider (and no valid span in the
+      // caller's context) it is invalid: there is no trace to store, and a
+      // span started under this one would be a root all the same, so the
+      // insert runs in the caller's context. A context of its own per put
+      // (a copy of the caller's) was most of what the API cost a put when
+      // no SDK is registered (bench/RESULTS.md, "Single put").
+      if (api.trace.isSpanContextValid(span.spanContext())) {
+        const context = api.trace.setSpan(parent, span);
+        const carrier: Record<string, string> = {};
+        api.propagation.inject(context, carrier);
+        const trace = carrier.traceparent ?? null;
+        result = await api.context.with(context, () => insert(trace));
+      } else {
+        result = await insert(null);
+      }
       if (typeof result === "string") {
         span.setAttribute("messaging.message.id", result);
       }

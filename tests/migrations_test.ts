@@ -86,6 +86,49 @@ describe("migrations", () => {
     assert.deepEqual(await sharedMarkers(), current);
   });
 
+  test("the state check takes the seven states and refuses others, fresh or upgraded from 0.1.0", async () => {
+    const made = fresh(), upgraded = fresh();
+    for (const statement of v010.ddl(scratch.schema, upgraded)) {
+      await sql.unsafe(statement);
+    }
+    for (const table of [made, upgraded]) {
+      const pq = createPQ(sql, { schema: scratch.schema, table });
+      await pq.create();
+      await pq.close();
+    }
+    const definition = async (table: string) =>
+      (await sql`select pg_get_constraintdef(oid) as d from pg_constraint
+        where conrelid = ${`"${scratch.schema}"."${table}"`}::regclass
+          and contype = 'c'`)[0].d;
+    // One constant array (table step 7), not an array of seven constants.
+    assert.match(
+      await definition(made),
+      /state = ANY \('\{ready,scheduled,running,completed,failed,cancelled,done\}'::text\[\]\)/,
+    );
+    assert.equal(await definition(upgraded), await definition(made));
+    for (const table of [made, upgraded]) {
+      for (
+        const state of [
+          "ready",
+          "scheduled",
+          "running",
+          "completed",
+          "failed",
+          "cancelled",
+          "done",
+        ]
+      ) {
+        await sql`insert into ${qualified(table)} (queue, data, state)
+          values ('states', '1', ${state})`;
+      }
+      await assert.rejects(
+        sql`insert into ${qualified(table)} (queue, data, state)
+          values ('states', '1', 'taken')`,
+        { code: "23514" },
+      );
+    }
+  });
+
   test("long table names get distinct, stable object names under 63 bytes", async () => {
     const long = "q".repeat(60);
     const a = `${long}_a`, b = `${long}_b`;
