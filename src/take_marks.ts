@@ -58,6 +58,8 @@ export class LaneMarks {
   #slow = false;
   /** When the last take from the start began. */
   #fullAt = -Infinity;
+  /** The last take started past the marks. */
+  #lastMarked = false;
   #early: EarlyKey | null = null;
   #late: string | null = null;
   /** Takes whose marks have not settled yet, oldest first. */
@@ -93,6 +95,7 @@ export class LaneMarks {
     walkMs: number,
     rows: readonly TakenRow[],
   ): void {
+    this.#lastMarked = !fromStart;
     if (fromStart) {
       this.#fullAt = startedAt;
       this.#slow = walkMs > SLOW_WALK_MS;
@@ -116,12 +119,16 @@ export class LaneMarks {
   }
 
   /**
-   * While takes start past marks: ms until the next take from the start,
+   * After a take past the marks: ms until the next take from the start,
    * which a lane that found nothing should not wait beyond (a job below the
-   * marks announces itself, but only a take from the start finds it).
+   * marks announces itself, but only a take from the start finds it). Null
+   * after a take from the start: it hid nothing, and a getter on an empty
+   * queue polls no more than before.
    */
   fullCheckInMs(now: number): number | null {
-    return this.#slow ? Math.max(0, this.#fullAt + FULL_CHECK_MS - now) : null;
+    return this.#lastMarked
+      ? Math.max(0, this.#fullAt + FULL_CHECK_MS - now)
+      : null;
   }
 
   /** Folds the marks of takes older than `SETTLE_MS` into the settled ones. */
