@@ -148,6 +148,13 @@ export class LaneMarks {
   }
 }
 
+/**
+ * Plain lanes kept at most: an application that gets from ever new queue
+ * names (one per user, say) must not grow this map forever. Forgetting marks
+ * costs nothing but a walk from the start.
+ */
+const MAX_PLAIN_LANES = 10_000;
+
 /** The marks of every lane of one PQ. */
 export class TakeMarks {
   readonly #plain = new Map<string, LaneMarks>();
@@ -158,6 +165,9 @@ export class TakeMarks {
   of(queue: string, lane: TakeLane): LaneMarks | null {
     switch (lane.kind) {
       case "plain":
+        if (this.#plain.size >= MAX_PLAIN_LANES && !this.#plain.has(queue)) {
+          this.#plain.clear();
+        }
         return getOrAdd(this.#plain, queue);
       case "task":
         return getOrAdd(this.#tasks, lane.tasks);
