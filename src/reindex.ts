@@ -33,7 +33,7 @@ const BLOAT_FACTOR = 10;
 const ENTRY_BYTES = 100;
 
 /** How long a rebuild's statements may wait for a lock or a transaction. */
-export const REINDEX_LOCK_TIMEOUT = "2s";
+const REINDEX_LOCK_TIMEOUT = "2s";
 
 /** SQLSTATE of a wait that `lock_timeout` ended. */
 const LOCK_NOT_AVAILABLE = "55P03";

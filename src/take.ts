@@ -119,8 +119,16 @@ export async function takeReady(
   );
   // From the index's start: the promoted jobs keep their ids, which may
   // sort before the lane's marks.
-  const second = await takeOnce(core, db, queue, lane, limit, true, null);
-  marks?.note(performance.now(), true, second.walkMs, second.rows);
+  const second = await takeOnce(
+    core,
+    db,
+    queue,
+    lane,
+    limit,
+    true,
+    marks,
+    true,
+  );
   core.vacuum.noteTaken(second.rows.length);
   if (!core.listener.listening) {
     // No notification will announce the promoted jobs: wake waiters here.
@@ -159,7 +167,8 @@ function soonest(a: number | null, b: number | null | undefined) {
 
 /**
  * Runs the take statement of a lane once, past the lane's low-water marks
- * when `marks` says so (see `take_marks.ts`).
+ * when `marks` says so (see `take_marks.ts`), or from the index's start
+ * (`fromStart`), and tells the marks what it found.
  */
 async function takeOnce(
   core: PQCore,
@@ -169,12 +178,12 @@ async function takeOnce(
   limit: number,
   ignoreDue: boolean,
   marks: LaneMarks | null,
+  fromStart = false,
 ): Promise<TakeResult> {
-  if (!marks) return await takeFrom(core, db, queue, lane, limit, ignoreDue);
   const startedAt = performance.now();
-  const from = marks.start(startedAt);
+  const from = marks && !fromStart ? marks.start(startedAt) : null;
   const result = await takeFrom(core, db, queue, lane, limit, ignoreDue, from);
-  marks.note(startedAt, from === null, result.walkMs, result.rows);
+  marks?.note(startedAt, from === null, result.walkMs, result.rows);
   return result;
 }
 

@@ -100,8 +100,9 @@ export class LaneMarks {
       this.#fullAt = startedAt;
       this.#slow = walkMs > SLOW_WALK_MS;
     }
+    // Marks are only of use while the walk is slow: keep no history before.
+    if (!this.#slow || !rows.length) return;
     this.#settle(startedAt);
-    if (!rows.length) return;
     const reached: Reached = { at: startedAt, early: null, late: null };
     for (const row of rows) {
       if (row.expectedAt === null) {
