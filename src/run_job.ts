@@ -4,9 +4,10 @@
  * the batches is in `worker.ts`; lease mode's executor in
  * `run_lease_job.ts`.)
  *
- * The job runs in a savepoint of the batch's transaction. A handler that
- * throws rolls back only its savepoint; the job is then written back, for a
- * retry or as failed, in the same transaction. Whatever the handler threw is
+ * The job runs in a savepoint of the batch's transaction, opened once the
+ * handler uses `job.tx` (see `savepoints.ts`). A handler that throws rolls
+ * back only its savepoint; the job is then written back, for a retry or as
+ * failed, in the same transaction. Whatever the handler threw is
  * stored (see `stored_error.ts`), so no thrown value can fail the batch.
  *
  * @module
@@ -17,13 +18,14 @@ import type { PQCore } from "./core.ts";
 import { guardTransaction } from "./job_transaction.ts";
 import { readJobData, recordOf } from "./job_data.ts";
 import type { SafeTransaction } from "./safe_transaction.ts";
-import type { Savepoint } from "./savepoints.ts";
+import type { JobSavepoint, JobScope } from "./savepoints.ts";
 import { restoreJobs, type StoredState, storeJob } from "./sql/manage_jobs.ts";
 import type { TakenRow } from "./sql/take_jobs.ts";
 import { storedErrorJson } from "./stored_error.ts";
 import { Snooze } from "./task_job.ts";
 import { retryDelay, type TaskRegistry } from "./tasks.ts";
 import { tracedRun } from "./telemetry.ts";
+import type { TransactionSql } from "./types.ts";
 import type { WorkEvent, WorkStats } from "./work_options.ts";
 import type { StopControl } from "./worker_stop.ts";
 
@@ -56,9 +58,9 @@ export interface JobContext {
 }
 
 /**
- * Runs one taken job in `savepoint` and writes how it ended. Rejects (so
- * that the batch rolls back) only when the worker was forced to stop or the
- * transaction failed; a handler's failure is the job's outcome.
+ * Runs one taken job in a savepoint of `scope` and writes how it ended.
+ * Rejects (so that the batch rolls back) only when the worker was forced to
+ * stop or the transaction failed; a handler's failure is the job's outcome.
  *
  * @param pid The server process of the batch, to interrupt a cancelled
  * job's statement.
@@ -66,7 +68,7 @@ export interface JobContext {
 export async function runJob(
   ctx: JobContext,
   t: SafeTransaction,
-  savepoint: Savepoint,
+  scope: JobScope,
   row: TakenRow,
   pid: number,
 ): Promise<Outcome> {
@@ -76,7 +78,6 @@ export async function runJob(
   if (!definition) {
     // Taken only by name from the tasks registered here; never happens
     // unless the row changed meanwhile. Put it back as it was.
-    await t.run(savepoint.skip());
     await t.run(restoreJobs(t.tx, core.names, [recordOf(queue, row)]));
     return { stat: null, event: null };
   }
@@ -94,7 +95,6 @@ export async function runJob(
     ));
   };
   if (row.cancelRequested) {
-    await t.run(savepoint.skip());
     await store({
       state: "cancelled",
       error: storedErrorJson(cancelledError(row.id)),
@@ -114,7 +114,6 @@ export async function runJob(
   }, row);
   if ("error" in read) {
     // Bad data stays bad: no retries. Kept with its text for failed().
-    await t.run(savepoint.skip());
     await store({ state: "failed", error: storedErrorJson(read.error) });
     return {
       stat: "failed",
@@ -122,17 +121,31 @@ export async function runJob(
       ended: "failed",
     };
   }
-  return await runHandler(ctx, t, savepoint, attempt, read.data, store);
+  return await runHandler(ctx, t, scope.job(), scope.tx, {
+    attempt,
+    args: read.data,
+    store,
+  });
 }
 
-/** Runs the handler of a job whose data was read, and stores its outcome. */
+/** A job whose data was read, ready for its handler. */
+interface ReadJob {
+  attempt: Attempt;
+  args: unknown;
+  /** Writes the job's outcome in the batch's transaction. */
+  store: (state: StoredState & { attempts?: number }) => Promise<void>;
+}
+
+/**
+ * Runs the handler of a job whose data was read, with `job.tx` on `tx` in
+ * `savepoint`, and stores its outcome.
+ */
 async function runHandler(
   ctx: JobContext,
   t: SafeTransaction,
-  savepoint: Savepoint,
-  attempt: Attempt,
-  args: unknown,
-  store: (state: StoredState & { attempts?: number }) => Promise<void>,
+  savepoint: JobSavepoint,
+  tx: TransactionSql,
+  { attempt, args, store }: ReadJob,
 ): Promise<Outcome> {
   const { row, info, definition } = attempt;
   ctx.running.set(row.id, attempt);
@@ -141,29 +154,34 @@ async function runHandler(
   const startedAt = new Date();
   let returned: unknown;
   try {
-    await t.run(savepoint.use(async (sp) => {
-      const guard = guardTransaction(sp, `job ${row.id}`, () => t.dead);
-      try {
-        returned = await t.run(ctx.stop.running(
-          attempt,
-          tracedRun(
-            ctx.core,
-            ctx.queue,
-            row,
-            definition.name,
-            () => attempt.call(args, definition.codec, { tx: guard.tx }),
-          ),
-        ));
-      } finally {
-        guard.close();
-      }
-    }));
+    const guard = guardTransaction(
+      tx,
+      `job ${row.id}`,
+      () => t.dead,
+      savepoint,
+    );
+    try {
+      returned = await t.run(ctx.stop.running(
+        attempt,
+        tracedRun(
+          ctx.core,
+          ctx.queue,
+          row,
+          definition.name,
+          () => attempt.call(args, definition.codec, { tx: guard.tx }),
+        ),
+      ));
+    } finally {
+      guard.close();
+    }
+    await t.run(savepoint.release());
   } catch (error) {
     if (ctx.stop.forced) throw error; // roll the batch back
+    await t.run(savepoint.rollback());
     const durationMs = performance.now() - start;
     ctx.learn(durationMs);
     if (attempt.stopped?.code === "CANCELLED") {
-      // Its savepoint rolled back; it ends cancelled, never retried.
+      // Its writes rolled back; it ends cancelled, never retried.
       await store({
         state: "cancelled",
         error: storedErrorJson(error),

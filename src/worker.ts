@@ -7,7 +7,8 @@
  *
  * Transaction mode (the default): each slot opens a transaction, takes a
  * batch of task jobs (deleting their rows), runs each job's handler in a
- * savepoint of that transaction, and commits. A job leaves the queue only
+ * savepoint of that transaction (opened once the handler uses `job.tx`),
+ * and commits. A job leaves the queue only
  * with the commit, together with what its handler wrote through `job.tx`;
  * if the process or connection dies first, the server rolls the batch back
  * and the jobs are delivered again. Why batches: a transaction per job pays
@@ -40,7 +41,7 @@ import {
   isConnectionError,
   type SafeTransaction,
 } from "./safe_transaction.ts";
-import { earlySavepoint, lateSavepoint, type Savepoint } from "./savepoints.ts";
+import { type JobScope, openJobScope } from "./savepoints.ts";
 import { cancelledAmong } from "./sql/job_state.ts";
 import { finishLeaseJobs, type LeaseOutcome } from "./sql/lease_jobs.ts";
 import type { TakenRow } from "./sql/take_jobs.ts";
@@ -486,7 +487,7 @@ export class Worker implements RunningWorker {
     const stop = this.#stop.watch();
     try {
       await beginSafely(this.#core.sql, async (t) => {
-        const { savepoint: first, found } = await this.#take(t, lane, limit);
+        const { scope, found } = await this.#take(t, lane, limit);
         const admitted = found.rows.length === 0 || !admit || admit();
         rows = found.rows;
         this.#watches.taken(rows.map((row) => row.id));
@@ -496,12 +497,8 @@ export class Worker implements RunningWorker {
         pid = found.pid;
         this.#stop.opened(pid);
         for (let i = 0; i < found.rows.length; i++) {
-          const savepoint = i === 0 && !found.promoted
-            ? first
-            : lateSavepoint(t.tx);
           if (this.#stop.stopping || !admitted) {
             // Stopping: put back what has not started, keep what is done.
-            await t.run(savepoint.skip());
             await t.run(restoreJobs(
               t.tx,
               this.#core.names,
@@ -516,7 +513,7 @@ export class Worker implements RunningWorker {
             task: row.task ?? "",
             attempt: row.attempts + 1,
           });
-          outcomes.push(await runJob(this.#context, t, savepoint, row, pid));
+          outcomes.push(await runJob(this.#context, t, scope, row, pid));
         }
         await this.#finishBatch(t, found, outcomes);
       }, {
@@ -661,14 +658,14 @@ export class Worker implements RunningWorker {
   }
 
   /**
-   * Takes a batch, with the first job's savepoint sent right behind the
-   * take, so a batch of one costs begin, take and commit round trips.
+   * Takes a batch, with the scope its jobs query through sent right behind
+   * the take, so a batch of one costs begin, take and commit round trips.
    */
   async #take(
     t: SafeTransaction,
     lane: TakeLane,
     limit: number,
-  ): Promise<{ savepoint: Savepoint; found: TakeAttempt }> {
+  ): Promise<{ scope: JobScope; found: TakeAttempt }> {
     const taking = t.run(takeReady(
       this.#core,
       t.tx,
@@ -677,19 +674,11 @@ export class Worker implements RunningWorker {
       lane,
       limit,
     ));
-    const savepoint = earlySavepoint(t.tx);
-    let found: TakeAttempt | undefined;
-    try {
-      found = await taking;
-    } finally {
-      // Unused when nothing was taken, and when due jobs were promoted
-      // first: then it was sent before the second take, and rolling a job
-      // back to it would undo that take too.
-      if (!found?.rows.length || found.promoted) {
-        await t.run(savepoint.skip());
-      }
-    }
-    return { savepoint, found };
+    const scope = t.run(openJobScope(t.tx));
+    // Awaited only below: if the take fails, this must not be unhandled.
+    scope.catch(() => {});
+    const found = await taking;
+    return { scope: await scope, found };
   }
 
   /**
