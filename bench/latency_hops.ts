@@ -7,9 +7,11 @@
  * 2. -> the NOTIFY arrives (a separate LISTEN connection on the same
  *    channel, standing in for pq's listener, which gets it at the same
  *    moment);
- * 3. -> the worker sends its take (postgres.js's `debug` hook: the wake,
+ * 3. -> the worker sends its BEGIN (postgres.js's `debug` hook: the wake,
  *    the waiter, the slot's loop);
- * 4. -> the handler starts (the take's round trip, the savepoint, decoding).
+ * 4. -> the worker sends its take (the BEGIN's round trip: postgres.js
+ *    calls a transaction's callback only once BEGIN was answered);
+ * 5. -> the handler starts (the take's round trip, decoding).
  *
  * Prints p50 / p95 / p99 of each hop and of the whole, in milliseconds.
  *
@@ -27,10 +29,12 @@ const JOBS = process.argv.includes("--quick") ? 50 : 500;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let takeSentAt = 0;
+let beginSentAt = 0;
 const sql = postgres(url, {
   max: 4,
   onnotice: () => {},
   debug: (_connection, query) => {
+    if (query.startsWith("begin")) beginSentAt = performance.now();
     if (query.includes("taken as (")) takeSentAt = performance.now();
   },
 });
@@ -59,6 +63,7 @@ try {
     put: [],
     notify: [],
     wake: [],
+    begin: [],
     start: [],
     total: [],
   } as Record<
@@ -73,10 +78,12 @@ try {
     await task(i);
     const t1 = performance.now();
     await ran;
-    if (!notifiedAt || takeSentAt < t1) continue; // taken before the wake
+    // Taken before the wake: not a pickup by notification.
+    if (!notifiedAt || takeSentAt < t1 || beginSentAt < t1) continue;
     hops.put.push(t1 - t0);
     hops.notify.push(Math.max(0, notifiedAt - t1));
-    hops.wake.push(takeSentAt - Math.max(notifiedAt, t1));
+    hops.wake.push(beginSentAt - Math.max(notifiedAt, t1));
+    hops.begin.push(takeSentAt - beginSentAt);
     hops.start.push(startedAt - takeSentAt);
     hops.total.push(startedAt - t0);
   }
@@ -95,10 +102,9 @@ try {
   console.log("| --- | --: |");
   console.log(row("1. put(): insert, trigger, commit", hops.put));
   console.log(row("2. commit -> NOTIFY delivered", hops.notify));
-  console.log(row("3. NOTIFY -> take sent (wake, slot loop)", hops.wake));
-  console.log(
-    row("4. take sent -> handler start (take, savepoint)", hops.start),
-  );
+  console.log(row("3. NOTIFY -> BEGIN sent (wake, slot loop)", hops.wake));
+  console.log(row("4. BEGIN sent -> take sent (its round trip)", hops.begin));
+  console.log(row("5. take sent -> handler start (take)", hops.start));
   console.log(row("put() called -> handler start", hops.total));
 } finally {
   await listener.end();
