@@ -9,7 +9,7 @@
  * Options: `--reps=N` (or `--reps N`; default 3), `--quick` (one
  * repetition at 1/20 of the sizes, for CI), `--busy` (two CPU-bound
  * processes run beside it), `--only=a,b` (workloads: put1, put8, bulk,
- * work, latency), `--systems=a,b` (pq, pgboss, graphile, raw, rawpq).
+ * work, latency), `--systems=a,b` (pq, pqlease, pgboss, graphile, raw, rawpq).
  * The server comes from `DATABASE_URL` (default
  * `postgres://root@127.0.0.1:5432/test`).
  *
@@ -32,7 +32,7 @@ import { type RunResult, WORKLOADS } from "./workloads.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const USAGE =
-  "Options: --reps=N, --quick, --busy, --only=put1,put8,bulk,work,latency, --systems=pq,pgboss,graphile,raw,rawpq";
+  "Options: --reps=N, --quick, --busy, --only=put1,put8,bulk,work,latency, --systems=pq,pqlease,pgboss,graphile,raw,rawpq";
 
 interface Options {
   reps: number;
@@ -181,6 +181,9 @@ async function main(): Promise<void> {
       results.set(workload.id, bySystem);
       for (let rep = 0; rep < options.reps; rep++) {
         for (const system of rotate(options.systems, rep)) {
+          if (system.workloads && !system.workloads.includes(workload.id)) {
+            continue;
+          }
           const scratch = await freshSchema(sql);
           const t0 = performance.now();
           try {

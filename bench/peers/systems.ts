@@ -15,10 +15,19 @@ export interface System {
   module: string;
   /** The npm package it measures, whose version the report prints. */
   npm?: string;
+  /** The workloads it runs, when not all: the others would repeat a column. */
+  workloads?: readonly string[];
 }
 
 export const SYSTEMS: readonly System[] = [
   { id: "pq", label: "pq", module: "./pq.ts" },
+  {
+    id: "pqlease",
+    label: "pq, lease mode",
+    module: "./pq_lease.ts",
+    // Its puts are pq's: only the worker differs.
+    workloads: ["work", "latency"],
+  },
   {
     id: "pgboss",
     label: "pg-boss",
