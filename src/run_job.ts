@@ -153,6 +153,8 @@ async function runHandler(
   const start = performance.now();
   const startedAt = new Date();
   let returned: unknown;
+  /** When the handler settled: the release after it is not its time. */
+  let end: number | null = null;
   try {
     const guard = guardTransaction(
       tx,
@@ -172,13 +174,14 @@ async function runHandler(
         ),
       ));
     } finally {
+      end = performance.now();
       guard.close();
     }
     await t.run(savepoint.release());
   } catch (error) {
     if (ctx.stop.forced) throw error; // roll the batch back
     await t.run(savepoint.rollback());
-    const durationMs = performance.now() - start;
+    const durationMs = (end ?? performance.now()) - start;
     ctx.learn(durationMs);
     if (attempt.stopped?.code === "CANCELLED") {
       // Its writes rolled back; it ends cancelled, never retried.
@@ -215,7 +218,7 @@ async function runHandler(
   } finally {
     ctx.running.delete(row.id);
   }
-  const durationMs = performance.now() - start;
+  const durationMs = (end ?? performance.now()) - start;
   ctx.learn(durationMs);
   if (returned instanceof Snooze) {
     // Its writes are kept; the attempt is not counted.

@@ -3,11 +3,11 @@
  * only that job's own writes, opened only once its handler uses `job.tx`.
  *
  * Why lazily: postgres.js opens a savepoint with a round trip of its own
- * before its callback runs. For a handler that never writes through
- * `job.tx` that round trip was most of a job's cost: 20,000 no-op jobs at
- * concurrency 8 ran at 4,700 jobs/s with a savepoint per job and 11,300
- * without (bench/RESULTS.md, work). A job that never used `job.tx` has
- * nothing to roll back, so it needs none.
+ * before its callback runs. For a handler that never uses `job.tx` that
+ * round trip was most of a job's cost: a batch of no-op jobs ran at less
+ * than half the rate without it (bench/RESULTS.md, the run "a job's
+ * savepoint only when its handler uses job.tx"). A job that never used
+ * `job.tx` has nothing to roll back, so it needs none.
  *
  * How: each batch opens one postgres.js savepoint scope, right behind its
  * take (pipelined, no round trip of its own), whose callback never settles.
@@ -15,9 +15,15 @@
  * is never the batch transaction's uncaught error (postgres.js would roll
  * the whole batch back for it), and the scope's own error is never looked
  * at. A job's savepoint is a plain `savepoint pq_job`, sent through the
- * scope just before the job's first statement (pipelined with it); it is
- * released once the handler returned, which also tells whether any of the
- * job's statements failed, or rolled back to when the handler threw.
+ * scope on the first use of `job.tx`, so ahead of its first statement and
+ * pipelined with it. Once the handler returned it is released: a release
+ * that fails because the transaction was left aborted means a statement of
+ * the job failed though the handler went on, and the job fails with it.
+ * When the handler threw, the job's writes are rolled back to it.
+ *
+ * What it costs: nothing for a job that never uses `job.tx`; for one that
+ * does, the release's round trip once the handler returned, where postgres.js
+ * made the savepoint's own round trip before it started.
  *
  * @module
  */
@@ -48,7 +54,7 @@ export interface JobSavepoint {
    * After the handler returned: releases the savepoint (if it was sent).
    * Rejects when the transaction was left aborted by a statement of the
    * job that failed, even one the handler caught: with that statement's
-   * error when it was watched.
+   * error when it was watched, else with the release's own.
    */
   release(): Promise<void>;
   /** After the handler threw: undoes the job's writes (if any). */
@@ -92,6 +98,8 @@ function jobSavepoint(sp: TransactionSql): JobSavepoint {
       // Wrapping `then` (not calling it) leaves the query unsent until the
       // handler awaits it: a fragment nested in another query is never
       // sent on its own. postgres.js's own `catch` goes through `then`.
+      // A cursor's error does not reject its query: a job whose handler
+      // caught one fails with the release's "transaction is aborted".
       const then = query.then as (...args: unknown[]) => unknown;
       query.then = function (
         this: unknown,
@@ -111,9 +119,11 @@ function jobSavepoint(sp: TransactionSql): JobSavepoint {
       try {
         await sp.unsafe(`release savepoint ${JOB_SAVEPOINT}`);
       } catch (error) {
-        // A statement of the job failed and left the transaction aborted:
-        // the job failed with it, though the handler went on.
-        throw failure ? failure.error : error;
+        // A statement of the job failed and left the transaction aborted
+        // (25P02): the job failed with it, though the handler went on. Any
+        // other failure (the connection closed) is the release's own.
+        const aborted = (error as { code?: unknown }).code === "25P02";
+        throw aborted && failure ? failure.error : error;
       }
     },
     async rollback() {

@@ -659,7 +659,8 @@ export class Worker implements RunningWorker {
 
   /**
    * Takes a batch, with the scope its jobs query through sent right behind
-   * the take, so a batch of one costs begin, take and commit round trips.
+   * the take, so a batch of one costs begin, take and commit round trips,
+   * and the release of the job's savepoint if its handler used `job.tx`.
    */
   async #take(
     t: SafeTransaction,

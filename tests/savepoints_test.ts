@@ -21,7 +21,7 @@ describe("job savepoints", () => {
   const quiet = { onEvent: () => {} };
 
   before(async () => {
-    t = await openTestPQ("job_savepoint");
+    t = await openTestPQ("savepoints");
     await t.sql`create table ${t.sql(t.scratch.schema)}.effects (
       job_id bigint, note text)`;
     const statements: string[] = [];
@@ -139,6 +139,43 @@ describe("job savepoints", () => {
     for (const job of failed) {
       assert.match(job.error?.message ?? "", /division by zero/);
     }
+  });
+
+  test("statements sent side by side, one failing, undo only their own job", async () => {
+    const q = fresh();
+    await clearNotes();
+    const together = q.task("together", async (how: string, job) => {
+      const table = job.tx(t.scratch.schema);
+      await Promise.all([
+        job.tx`insert into ${table}.effects values (${job.id}, ${how + " 1"})`,
+        how === "fail" ? job.tx`select 1 / 0` : job.tx`select 1`,
+        job.tx`insert into ${table}.effects values (${job.id}, ${how + " 2"})`,
+      ]);
+    }, { maxRetries: 0 });
+    await together.many(["ok", "fail", "also ok"].map((args) => ({ args })));
+    const stats = await q.work({ burst: true, concurrency: 1, ...quiet });
+    assert.deepEqual(stats, { done: 2, retried: 0, failed: 1 });
+    assert.deepEqual(await notes(), ["also ok 1", "also ok 2", "ok 1", "ok 2"]);
+    assert.match(
+      (await q.failed())[0].error?.message ?? "",
+      /division by zero/,
+    );
+  });
+
+  test("a handler that throws after a nested savepoint succeeded keeps nothing of it", async () => {
+    const q = fresh();
+    await clearNotes();
+    const undone = q.task("undone", async (how: string, job) => {
+      const table = job.tx(t.scratch.schema);
+      await job.tx.savepoint(async (sp) => {
+        await sp`insert into ${table}.effects values (${job.id}, ${how})`;
+      });
+      if (how === "throw") throw new Error("after the nested savepoint");
+    }, { maxRetries: 0 });
+    await undone.many(["throw", "keep"].map((args) => ({ args })));
+    const stats = await q.work({ burst: true, concurrency: 1, ...quiet });
+    assert.deepEqual(stats, { done: 1, retried: 0, failed: 1 });
+    assert.deepEqual(await notes(), ["keep"]);
   });
 
   test("a nested savepoint that failed and was caught keeps the job's other writes", async () => {
