@@ -68,8 +68,6 @@ export interface TakeAttempt {
   retryInMs: number | null;
   /** The server process of `db` (to end it if a handler gets stuck). */
   pid: number;
-  /** True when due jobs were promoted first: more than one statement ran. */
-  promoted: boolean;
   /** Ready jobs wait behind a task's limits. */
   blocked: boolean;
 }
@@ -106,7 +104,6 @@ export async function takeReady(
         ? first.dueInMs
         : soonest(first.dueInMs, marks?.fullCheckInMs(performance.now())),
       pid: first.pid,
-      promoted: false,
       blocked: first.blocked,
     };
   }
@@ -150,7 +147,6 @@ export async function takeReady(
     rows: second.rows,
     retryInMs,
     pid: second.pid,
-    promoted: true,
     blocked: second.blocked,
   };
 }
