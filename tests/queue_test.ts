@@ -12,9 +12,10 @@ import { databaseUrl, testSchema } from "./_db.ts";
 import { openTestPQ, since, sleep, type TestPQ } from "./_pq.ts";
 
 /**
- * Tests that wait out the client's timers and run no statement whose result
- * depends on the server's version: `.ci/run`'s version matrix skips them
- * (`PQ_SKIP_TIMERS_ONLY`), to stay within CI's time; every other run has them.
+ * Tests that mostly wait out the client's timers; the statements they run
+ * (a put, a take, the promotion of due jobs) run in the matrix's other tests
+ * too. `.ci/run`'s version matrix skips them (`PQ_SKIP_TIMERS_ONLY`), to stay
+ * within CI's time; every other run has them.
  */
 const timersOnly = { skip: process.env.PQ_SKIP_TIMERS_ONLY === "1" };
 
