@@ -12,16 +12,29 @@
  * the same on a schedule).
  *
  * It runs after a vacuum, for an index over 1 MiB and ten times what the
- * table's rows need, as that vacuum counted them (`pg_class.reltuples`): the
- * count includes the dead rows a snapshot still pins, so while the horizon
- * is pinned the bar is too high to reach, and a rebuild, which would copy
- * those entries, waits for the pin to end. Its waits are bounded by
- * `lock_timeout`: a reindex that waits for an old transaction fails instead,
- * leaving an invalid copy (`..._ccnew`), which the next turn drops.
+ * table's rows need, as that vacuum counted them: its live rows
+ * (`pg_class.reltuples`) and the dead rows it had to leave because a
+ * snapshot still sees them (`n_dead_tup` of `pg_stat_all_tables`, which the
+ * vacuum sets to that count). While the horizon is pinned the second count
+ * keeps the bar out of reach, so no rebuild starts: it would copy those
+ * entries, and `REINDEX CONCURRENTLY` waits for old snapshots before it
+ * swaps. (`reltuples` alone leaves them out: the first version of this
+ * module counted only it, and rebuilt every turn of a pin, each rebuild
+ * scanning the table and waiting out its `lock_timeout`.) Deletes that the
+ * statistics hear of after the vacuum count too (a backend reports its
+ * counts within about a second): a turn right after a large `clear()` may
+ * skip a rebuild that the next turn makes. Before PostgreSQL 15, the
+ * statistics came through a collector whose answers could be half a second
+ * old, older than the vacuum: there the count is read a second after it.
+ * Its waits are
+ * bounded by `lock_timeout`: a reindex that waits for an old transaction
+ * fails instead, leaving an invalid copy (`..._ccnew`), which the next turn
+ * drops.
  *
  * @module
  */
 
+import { delay } from "./delay.ts";
 import type { TableNames } from "./schema.ts";
 import type { Sql } from "./types.ts";
 
@@ -34,6 +47,9 @@ const ENTRY_BYTES = 100;
 
 /** How long a rebuild's statements may wait for a lock or a transaction. */
 const REINDEX_LOCK_TIMEOUT = "2s";
+
+/** How stale a PostgreSQL 14 backend's statistics may be, with margin. */
+const STATS_COLLECTOR_LAG_MS = 1_000;
 
 /** SQLSTATE of a wait that `lock_timeout` ended. */
 const LOCK_NOT_AVAILABLE = "55P03";
@@ -53,15 +69,25 @@ export async function reindexBloated(
   names: TableNames,
 ): Promise<ReindexTurn> {
   const turn: ReindexTurn = { rebuilt: [], dropped: [] };
+  const [{ version }] = await sql.unsafe(
+    `select current_setting('server_version_num')::int4 as version`,
+  );
+  if (version < 150000) await delay(STATS_COLLECTOR_LAG_MS);
   const [table] = await sql.unsafe(
     `select greatest(c.reltuples, 0)::float8 as rows,
+        greatest(coalesce(s.n_dead_tup, 0), 0)::float8 as pinned,
         exists (select 1 from pg_index as i where i.indrelid = c.oid
           and not i.indisvalid) as leftovers
-      from pg_class as c where c.oid = $1::regclass`,
+      from pg_class as c
+      left join pg_stat_all_tables as s on s.relid = c.oid
+      where c.oid = $1::regclass`,
     [names.qualified],
   );
   if (!table) return turn;
-  const floor = Math.max(MIN_BYTES, BLOAT_FACTOR * ENTRY_BYTES * table.rows);
+  const floor = Math.max(
+    MIN_BYTES,
+    BLOAT_FACTOR * ENTRY_BYTES * (table.rows + table.pinned),
+  );
   const db = await sql.reserve();
   try {
     await db.unsafe(`set lock_timeout = '${REINDEX_LOCK_TIMEOUT}'`);
