@@ -38,7 +38,9 @@
  * Options: `--mode=horizon|backend_kill`, `--rate=500`, `--concurrency=16`,
  * `--handler-ms=1`, `--clean=30 --holder=90 --readers=60 --after=60`
  * (horizon), `--kill=60 --kills=2` (backend_kill; clean and after as
- * above), `--reader-tx=20`, `--window=5`, `--quick` (every phase shorter:
+ * above), `--reader-tx=20`, `--window=5`, `--lease=30` (horizon mode: the
+ * task in lease mode with a lease of that many seconds; default 0,
+ * transaction mode), `--quick` (every phase shorter:
  * about a minute in all), `--json=file` (windows and totals as JSON).
  *
  * @module
@@ -79,7 +81,7 @@ function option(name: string, fallback: number | string): number | string {
   return n;
 }
 const known =
-  /^--(quick|mode=(horizon|backend_kill)|(rate|concurrency|handler-ms|clean|holder|readers|after|kill|kills|reader-tx|window)=[\d.]+|json=.+)$/;
+  /^--(quick|mode=(horizon|backend_kill)|(rate|concurrency|handler-ms|clean|holder|readers|after|kill|kills|reader-tx|window|lease)=[\d.]+|json=.+)$/;
 const unknown = args.filter((a) => !known.test(a));
 if (unknown.length) {
   console.error(
@@ -95,6 +97,14 @@ const handlerMs = option("handler-ms", 1);
 const windowMs = option("window", 5) * 1000;
 const readerTxMs = option("reader-tx", quick ? 10 : 20) * 1000;
 const killsPerSecond = option("kills", 2);
+/** Seconds of a lease mode task's lease; 0: transaction mode. */
+const leaseS = option("lease", 0);
+if (leaseS > 0 && mode === "backend_kill") {
+  console.error(
+    "--lease is for --mode=horizon: backend_kill counts effects written through job.tx",
+  );
+  process.exit(2);
+}
 
 /** One phase: its name, length, and the session it runs. */
 interface Phase {
@@ -219,7 +229,7 @@ q.task("job", async ({ i }: { i: number }, running) => {
     await running.tx!.unsafe(`insert into ${effects} values ($1)`, [i]);
   }
   if (handlerMs > 0) await sleep(handlerMs);
-});
+}, leaseS > 0 ? { lease: leaseS * 1000 } : {});
 const working = q.work({
   concurrency,
   signal: workStop.signal,
@@ -549,7 +559,9 @@ const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
   ? `bun ${process.versions.bun}`
   : `node ${process.version}`;
 console.log(
-  `pq pressure, mode ${mode}, ${rate} jobs/s offered, ${concurrency} handlers of ${handlerMs} ms, phases ${
+  `pq pressure, mode ${mode}, ${rate} jobs/s offered, ${concurrency} handlers of ${handlerMs} ms (${
+    leaseS > 0 ? `lease mode, ${leaseS} s leases` : "transaction mode"
+  }), phases ${
     phases.map((p) => `${p.name} ${p.ms / 1000} s`).join(", ")
   } (${runtime}; ${((performance.now() - began) / 1000).toFixed(0)} s)`,
 );

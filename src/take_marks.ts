@@ -22,8 +22,12 @@
  * ready below the marks: a put whose transaction committed more than
  * `SETTLE_MS` after its insert, a scheduled job that another process made
  * ready under its old id, a job whose taker rolled back. They are taken
- * within about a second, after jobs that sort behind them. While takes from
- * the start are fast, every take is one, and the order is strict.
+ * within about a second, after jobs that sort behind them. Takes past the
+ * marks also skip the look for the queue's next due time (a scheduled job
+ * that came due, a lease that ended), whose indexes fill with dead entries
+ * in the same way (see `dueCte`): the take from the start makes it. While
+ * takes from the start are fast, every take is one, and the order is
+ * strict.
  *
  * @module
  */

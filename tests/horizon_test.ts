@@ -85,6 +85,66 @@ describe("a pinned horizon", () => {
     );
   });
 
+  test(`a get behind ${DEAD} dead scheduled and leased entries costs about what it costs on a clean queue`, async () => {
+    // Every take looks for the queue's next due time: the earliest
+    // scheduled job, the earliest lease to end. Jobs promoted or claimed
+    // with a lease since the pin leave their entries in those indexes.
+    const q = t.pq.queue<number>("due");
+    const table = tableNames(t.scratch.schema, "queue").qualified;
+    await q.putMany(
+      Array.from({ length: DEAD }, (_, i) => ({ data: -i, scheduleAt: "1h" })),
+    );
+    // Half of them as a lease claim leaves them, running.
+    await t.sql.unsafe(
+      `update ${table} set state = 'running',
+        lease_until = now() + interval '1 hour'
+      where queue = 'due' and id % 2 = 0`,
+    );
+    // Then gone, as promoted and finished jobs go (clear() leaves running
+    // jobs to their workers).
+    const gone = await t.sql.unsafe(`delete from ${table} where queue = 'due'`);
+    assert.equal(gone.count, DEAD);
+    const clean = t.pq.queue<number>("due-clean");
+    const jobs = Array.from({ length: 3_000 }, (_, i) => ({ data: i }));
+    await q.putMany(jobs);
+    await clean.putMany(jobs);
+    let next = 0;
+    const warm = performance.now();
+    while (since(warm) < 400) {
+      assert.equal((await q.get({ block: false }))?.data, next++);
+    }
+    const cleanMs = await medianGet(clean, 200, 0);
+    const pinnedMs = await medianGet(q, 200, next);
+    assert.ok(
+      pinnedMs < 3 * cleanMs,
+      `median get ${
+        pinnedMs.toFixed(2)
+      } ms behind dead scheduled and leased entries, ${
+        cleanMs.toFixed(2)
+      } ms on a clean queue`,
+    );
+  });
+
+  test("a scheduled job that comes due while takes skip the due check is taken within about a second", async () => {
+    const q = await behindDeadEntries("soon");
+    let next = 0;
+    const start = performance.now();
+    while (since(start) < 400) { // the marks are in use
+      await q.put(next);
+      assert.equal((await q.get({ block: false }))?.data, next++);
+    }
+    await q.put(-1, { scheduleAt: "300ms" });
+    const waited = performance.now();
+    const job = await q.get({ timeout: "10s" });
+    assert.equal(job?.data, -1);
+    assert.ok(
+      since(waited) < 2_000,
+      `taken ${
+        since(waited).toFixed(0)
+      } ms after the get began, 300 ms after it came due`,
+    );
+  });
+
   test("a job committed behind the takes' marks is still taken, within about a second", async () => {
     const q = await behindDeadEntries("straggler");
     let next = 0;

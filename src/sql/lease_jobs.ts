@@ -13,7 +13,7 @@ import type { Executor } from "../types.ts";
 import { arrayLiteral } from "./arrays.ts";
 import { pickReadySql } from "./pick_ready.ts";
 import {
-  dueSql,
+  dueCte,
   epochMs,
   pausedCheck,
   signalFlags,
@@ -44,7 +44,7 @@ export function claimJobsSql(
     limit,
     markParam: marked ? CLAIM_MARK_PARAM : null,
   });
-  return `with due as (${dueSql(names)}), ${pick.ctes} claimed as (
+  return `with due as (${dueCte(names, marked)}), ${pick.ctes} claimed as (
       update ${t} as j set state = 'running', attempts = j.attempts + 1,
         started_at = statement_timestamp(),
         lease_until = statement_timestamp()

@@ -140,7 +140,7 @@ export function takeJobsSql(names: TableNames, shape: TakeShape): string {
     limit: shape.limit,
     markParam: shape.marked ? markParamOf(shape) : null,
   });
-  return `with due as (${dueSql(names)}), ${pick.ctes} taken as (
+  return `with due as (${dueCte(names, shape.marked)}), ${pick.ctes} taken as (
       delete from ${t} where id = any(${pick.ids})
       returning id, data, enqueued_at, schedule_at, expected_at, task, attempts,
         key, group_key, trace
@@ -183,6 +183,21 @@ export function dueSql(names: TableNames): string {
         where queue = $1 and state = 'scheduled'),
       (select min(lease_until) from ${t}
         where queue = $1 and state = 'running')) as at`;
+}
+
+/**
+ * The `due` of a take: {@linkcode dueSql}, or none (null) for a take that
+ * starts past its lane's low-water marks. Those run while a pinned horizon
+ * keeps the entry of every job taken since in the indexes (see
+ * `take_marks.ts`), and the scheduled and running indexes then hold one for
+ * each job promoted or claimed with a lease since: `min()` walks them from
+ * the start, one buffer visit per job, on every take (lease mode at 500
+ * jobs/s put a third of the offered jobs after 50 s of pin; bench/RESULTS.md,
+ * pressure). The one take a second from the start still looks, so a job that
+ * came due, or a lease that ended, waits at most about a second more.
+ */
+export function dueCte(names: TableNames, marked: boolean): string {
+  return marked ? "select null::timestamptz as at" : dueSql(names);
 }
 
 /**
