@@ -311,6 +311,56 @@ describe("tasks", () => {
     assert.throws(() => kept!.tx`select 1`, /has ended/);
   });
 
+  test("a statement made in the handler but sent after it returned is refused, and writes nothing", async () => {
+    const q = fresh();
+    let late: Promise<unknown> | undefined;
+    const eat = q.task("eat", (_: unknown, job) => {
+      // Made now; sent when awaited, after the handler returned.
+      const insert = job.tx`insert into ${job.tx(t.scratch.schema)}.effects
+        (job_id, attempt, note) values (${job.id}, ${job.attempt}, 'late')`;
+      late = sleep(20).then(() => insert);
+    });
+    const id = await eat({});
+    const { events, onEvent } = collect();
+    await q.work({ burst: true, onEvent });
+    await assert.rejects(late!, { code: "TRANSACTION_ENDED" });
+    assert.equal((await effects(id)).length, 0);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ["start", "success"],
+      "the job completed once",
+    );
+  });
+
+  test("a nested savepoint whose callback fails after the handler returned sends nothing more", async () => {
+    const q = fresh();
+    const nested: Promise<unknown>[] = [];
+    const eat = q.task("eat", (_: unknown, job) => {
+      // Not awaited: its callback goes on after the job ended.
+      nested.push(job.tx.savepoint(async (sp) => {
+        await sleep(50);
+        await sp`insert into ${sp(t.scratch.schema)}.effects
+          (job_id, attempt, note) values (${job.id}, ${job.attempt}, 'nested')`;
+      }));
+    });
+    const first = await eat({});
+    const second = await eat({});
+    await q.work({ burst: true });
+    // Both in one batch: the first job's late callback failed while the
+    // second ran, or after the batch. A `rollback to` sent then would have
+    // failed the batch (its jobs would run again) or another transaction.
+    assert.equal(nested.length, 2);
+    for (const callback of nested) {
+      await assert.rejects(callback, { code: "TRANSACTION_ENDED" });
+    }
+    await sleep(100);
+    assert.equal((await effects(first)).length, 0);
+    assert.equal((await effects(second)).length, 0);
+    const { events, onEvent } = collect();
+    await q.work({ burst: true, onEvent });
+    assert.equal(events.length, 0, "no job ran again");
+  });
+
   test("a handler whose connection is terminated mid-job runs again, its writes not half-applied", async () => {
     const q = fresh();
     let runs = 0;
