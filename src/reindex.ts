@@ -12,31 +12,23 @@
  * the same on a schedule).
  *
  * It runs after a vacuum, for an index over 1 MiB and ten times what the
- * table's rows need, as that vacuum counted them: its live rows
- * (`pg_class.reltuples`) and the dead rows it had to leave because a
- * snapshot still sees them (`n_dead_tup` of `pg_stat_all_tables`, which the
- * vacuum sets to that count). While the horizon is pinned the second count
- * keeps the bar out of reach, so no rebuild starts: it would copy those
- * entries, and `REINDEX CONCURRENTLY` waits for old snapshots before it
- * swaps. (`reltuples` alone leaves them out: the first version of this
- * module counted only it, and rebuilt every turn of a pin, each rebuild
- * scanning the table and waiting out its `lock_timeout`.) Deletes that the
- * statistics hear of after the vacuum count too (a backend reports its
- * counts within about a second): a turn right after a large `clear()` may
- * skip a rebuild that the next turn makes. Before PostgreSQL 15, the
- * statistics came through a collector whose answers could be half a second
- * old, older than the vacuum: there the count is read a second after it.
- * Its waits are
- * bounded by `lock_timeout`: a reindex that waits for an old transaction
- * fails instead, leaving an invalid copy (`..._ccnew`), which the next turn
- * drops.
+ * table's rows need, as that vacuum counted them: its live rows and the dead
+ * rows it had to leave because a snapshot still sees them (see
+ * `vacuum_counts.ts`). While the horizon is pinned the second count keeps
+ * the bar out of reach, so no rebuild starts: it would copy those entries,
+ * and `REINDEX CONCURRENTLY` waits for old snapshots before it swaps. (The
+ * first version of this module counted only the live rows, and rebuilt
+ * every turn of a pin, each rebuild scanning the table and waiting out its
+ * `lock_timeout`.) Its waits are bounded by `lock_timeout`: a reindex that
+ * waits for an old transaction fails instead, leaving an invalid copy
+ * (`..._ccnew`), which the next turn drops.
  *
  * @module
  */
 
-import { delay } from "./delay.ts";
 import type { TableNames } from "./schema.ts";
 import type { Sql } from "./types.ts";
+import { readVacuumCounts, type VacuumCounts } from "./vacuum_counts.ts";
 
 /** An index smaller than this is never worth a rebuild. */
 const MIN_BYTES = 1 << 20;
@@ -47,9 +39,6 @@ const ENTRY_BYTES = 100;
 
 /** How long a rebuild's statements may wait for a lock or a transaction. */
 const REINDEX_LOCK_TIMEOUT = "2s";
-
-/** How stale a PostgreSQL 14 backend's statistics may be, with margin. */
-const STATS_COLLECTOR_LAG_MS = 1_000;
 
 /** SQLSTATE of a wait that `lock_timeout` ended. */
 const LOCK_NOT_AVAILABLE = "55P03";
@@ -63,26 +52,18 @@ export interface ReindexTurn {
 /**
  * Drops invalid copies a failed rebuild left, then rebuilds the table's
  * bloated indexes. Run outside any transaction, after a VACUUM of the table.
+ *
+ * @param counts What that vacuum left, if read already.
  */
 export async function reindexBloated(
   sql: Sql,
   names: TableNames,
+  counts?: VacuumCounts | null,
 ): Promise<ReindexTurn> {
   const turn: ReindexTurn = { rebuilt: [], dropped: [] };
-  const [{ version }] = await sql.unsafe(
-    `select current_setting('server_version_num')::int4 as version`,
-  );
-  if (version < 150000) await delay(STATS_COLLECTOR_LAG_MS);
-  const [table] = await sql.unsafe(
-    `select greatest(c.reltuples, 0)::float8 as rows,
-        greatest(coalesce(s.n_dead_tup, 0), 0)::float8 as pinned,
-        exists (select 1 from pg_index as i where i.indrelid = c.oid
-          and not i.indisvalid) as leftovers
-      from pg_class as c
-      left join pg_stat_all_tables as s on s.relid = c.oid
-      where c.oid = $1::regclass`,
-    [names.qualified],
-  );
+  const table = counts === undefined
+    ? await readVacuumCounts(sql, names)
+    : counts;
   if (!table) return turn;
   const floor = Math.max(
     MIN_BYTES,

@@ -15,17 +15,21 @@
  * client owns the table, pq runs `VACUUM (SKIP_LOCKED)` itself: after at
  * least 10,000 jobs were taken through this PQ and at most once per 10 s. It
  * runs in the background on the caller's pool, never inside a transaction,
- * and never blocks reads or writes of the queue. After a vacuum that found
- * no pinned rows, it rebuilds indexes that a pinned horizon left bloated
- * (see `reindex.ts`).
+ * and the VACUUM never blocks reads or writes of the queue. After a vacuum
+ * that found no pinned rows, it rewrites a table that a pinned horizon left
+ * bloated and nearly empty, which holds puts and takes for up to about
+ * 100 ms once (see `compact.ts`), or else rebuilds the indexes that the pin
+ * left bloated, which blocks nothing (see `reindex.ts`).
  *
  * @module
  */
 
+import { Compactor } from "./compact.ts";
 import { reindexBloated } from "./reindex.ts";
 import { backgroundError, type Report } from "./report.ts";
 import type { TableNames } from "./schema.ts";
 import type { Sql } from "./types.ts";
+import { readVacuumCounts, type VacuumCounts } from "./vacuum_counts.ts";
 
 /** Rows taken before a vacuum is worth it. */
 const VACUUM_AFTER_ROWS = 10_000;
@@ -42,6 +46,7 @@ export class Vacuum {
   #taken = 0;
   #last = performance.now();
   #running: Promise<void> | null = null;
+  readonly #compactor = new Compactor();
 
   /**
    * @param enabled False when the caller turned it off (option `vacuum`).
@@ -94,8 +99,20 @@ export class Vacuum {
       return;
     }
     if (!this.#needed) return;
+    let counts: VacuumCounts | null = null;
     try {
-      await reindexBloated(this.#sql, this.#names);
+      counts = await readVacuumCounts(this.#sql, this.#names);
+      if (
+        counts &&
+        await this.#compactor.compact(this.#sql, this.#names, counts)
+      ) return; // its indexes were rebuilt with it
+    } catch (error) {
+      this.#report(
+        backgroundError(`VACUUM (FULL) of ${this.#names.qualified}`, error),
+      );
+    }
+    try {
+      await reindexBloated(this.#sql, this.#names, counts ?? undefined);
     } catch (error) {
       this.#report(
         backgroundError(`REINDEX of ${this.#names.qualified}`, error),

@@ -11,7 +11,9 @@ import postgres from "postgres";
 import { databaseUrl } from "./_db.ts";
 import { openTestPQ, since, sleep, type TestPQ } from "./_pq.ts";
 import { createPQ, type Queue } from "../mod.ts";
+import { Compactor, worthCompacting } from "../src/compact.ts";
 import { reindexBloated } from "../src/reindex.ts";
+import { readVacuumCounts } from "../src/vacuum_counts.ts";
 import { type TableNames, tableNames } from "../src/schema.ts";
 
 /** Dead index entries in front of the live jobs. */
@@ -227,6 +229,12 @@ describe("after a pinned horizon", () => {
         .map((row) => [row.relname as string, Number(row.bytes)]),
     );
 
+  const tableBytes = async () => {
+    const [{ bytes }] = await t.sql`select
+      pg_relation_size(${names.qualified}::regclass)::float8 as bytes`;
+    return bytes as number;
+  };
+
   const invalidIndexes = async () => {
     const [{ invalid }] = await t.sql`select count(*)::int as invalid
       from pg_index where indrelid = ${names.qualified}::regclass
@@ -340,5 +348,103 @@ describe("after a pinned horizon", () => {
     assert.match(second.dropped[0], /_ccnew\d*$/);
     assert.ok(second.rebuilt.length >= 1);
     assert.equal(await invalidIndexes(), 0);
+  });
+
+  test("a table a pin left bloated and nearly empty is rewritten to its clean size once the pin ends, not before", async () => {
+    await putAndClear("rewrite", 100);
+    await t.sql.unsafe(`vacuum ${names.qualified}`);
+    const clean = await tableBytes();
+
+    const holder = postgres(databaseUrl(), { max: 1, onnotice: () => {} });
+    const pin = await holder.reserve();
+    const compactor = new Compactor();
+    try {
+      await pin`begin`;
+      await pin`select txid_current()`;
+      await putAndClear("rewrite", 60_000);
+      // A job put last sits on the table's last page: VACUUM can cut off
+      // nothing behind it (in a busy queue, the jobs just put do that).
+      await t.pq.queue<number>("rewrite").put(-1);
+      await t.sql.unsafe(`vacuum ${names.qualified}`);
+      const pinned = await readVacuumCounts(t.sql, names);
+      assert.ok(pinned!.bytes > 1 << 20, `${pinned!.bytes} bytes pinned`);
+      assert.equal(
+        await compactor.compact(t.sql, names, pinned!),
+        false,
+        "no rewrite while the dead rows must stay",
+      );
+    } finally {
+      await pin`rollback`;
+      pin.release();
+      await holder.end();
+    }
+    await t.sql.unsafe(`vacuum ${names.qualified}`);
+    const after = await readVacuumCounts(t.sql, names);
+    assert.ok(after!.bytes > 1 << 20, `${after!.bytes} bytes after VACUUM`);
+    assert.equal(await compactor.compact(t.sql, names, after!), true);
+    const rewritten = await tableBytes();
+    assert.ok(
+      rewritten <= 2 * Math.max(clean, 8192),
+      `${clean} bytes clean, ${
+        after!.bytes
+      } after the pin, ${rewritten} rewritten`,
+    );
+    for (const [index, bytes] of Object.entries(await sizes())) {
+      assert.ok(bytes <= 64 * 1024, `${index}: ${bytes} bytes rewritten`);
+    }
+    const q = t.pq.queue<number>("rewrite");
+    assert.equal((await q.get({ block: false }))?.data, -1, "kept its job");
+    await q.put(1); // the rewritten table serves puts and takes
+    assert.equal((await q.get({ block: false }))?.data, 1);
+  });
+
+  test("a rewrite waits at most 100 ms for its lock, puts go on, and the next try waits", async () => {
+    const writer = postgres(databaseUrl(), { max: 1, onnotice: () => {} });
+    const lock = await writer.reserve();
+    const compactor = new Compactor();
+    // What a vacuum leaves after a pin: a big table with few rows.
+    const bloated = { rows: 10, pinned: 0, bytes: 8 << 20, leftovers: false };
+    try {
+      await lock`begin`;
+      await lock.unsafe(`lock table ${names.qualified} in row exclusive mode`);
+      const q = t.pq.queue<number>("locked");
+      const started = performance.now();
+      const [rewritten, id] = await Promise.all([
+        compactor.compact(t.sql, names, bloated),
+        sleep(20).then(() => q.put(1)), // queued behind the rewrite's wait
+      ]);
+      assert.equal(rewritten, false);
+      assert.match(id, /^\d+$/);
+      assert.ok(since(started) < 2_000, `${since(started)} ms`);
+      const again = performance.now();
+      assert.equal(await compactor.compact(t.sql, names, bloated), false);
+      assert.ok(since(again) < 90, "the next try waits: no lock wait now");
+      assert.equal((await q.get({ block: false }))?.data, 1);
+    } finally {
+      await lock`commit`;
+      lock.release();
+      await writer.end();
+    }
+  });
+
+  test("a table with more than 10,000 live rows is never rewritten: every put and take would wait for the copy", () => {
+    const big = { pinned: 0, bytes: 1 << 30, leftovers: false };
+    assert.equal(worthCompacting({ ...big, rows: 10_001 }), false);
+    assert.equal(worthCompacting({ ...big, rows: 10_000 }), true);
+    assert.equal(
+      worthCompacting({ ...big, rows: 10, bytes: 1 << 20 }),
+      false,
+      "1 MiB is never worth it",
+    );
+    assert.equal(
+      worthCompacting({
+        rows: 10,
+        pinned: 5_000,
+        bytes: 8 << 20,
+        leftovers: false,
+      }),
+      false,
+      "pinned rows count as live",
+    );
   });
 });
