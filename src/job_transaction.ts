@@ -52,9 +52,10 @@ interface SendableQuery {
  * released: its write would commit with the batch even if the job failed,
  * and after the batch it would run on a pooled connection outside any
  * transaction. Sent late, it rejects with the same error as a late use.
- * The statements of a nested `savepoint()` are guarded the same way; the
- * driver's own `rollback to` for one whose callback failed late is not
- * (the batch then rolls back, and its jobs run again).
+ * The statements of a nested `savepoint()`'s callback are guarded the same
+ * way, and a callback that ends after the job did sends nothing more (see
+ * `nested`). Not guarded at send time: the text of a `file()` read after
+ * the job ended, and the tagged-template form of `savepoint`.
  */
 export function guardTransaction(
   tx: TransactionSql,
@@ -132,19 +133,18 @@ function guard(
   });
 }
 
-/** A promise that never settles. */
-const NEVER = new Promise<never>(() => {});
-
 /**
  * Runs `savepoint` (a nested savepoint of `target`) with its callback's
  * transaction guarded too.
  *
  * postgres.js sends nothing when the callback succeeds, and `rollback to`
- * when it fails. A callback that fails after the job ended (the handler
- * did not await the savepoint) must not let that statement out: the job's
- * release already ended the savepoint, and the connection may be running
- * the next job, or someone else's transaction. So the driver is left
- * waiting for good, and the caller gets the callback's error instead.
+ * when it fails (or succeeds after one of its statements failed). A
+ * callback that ends after the job did (the handler did not await the
+ * savepoint) must not let that statement out: the job's release already
+ * ended the savepoint, and the connection may be running the next job, or
+ * someone else's transaction. So the driver is then left waiting for good
+ * (a promise of its own, collected with it), and the caller's promise
+ * settles as the callback did.
  */
 function nested(
   savepoint: (...args: unknown[]) => unknown,
@@ -156,16 +156,23 @@ function nested(
   // The tagged-template form (`savepoint\`...\``) has no callback.
   if (at < 0) return Reflect.apply(savepoint, target, args);
   const body = args[at] as (sp: TransactionSql) => unknown;
-  let failedLate!: (error: unknown) => void;
-  const late = new Promise<never>((_, reject) => (failedLate = reject));
+  let settleLate!: (outcome: Promise<unknown>) => void;
+  const late = new Promise<unknown>((resolve) => (settleLate = resolve));
   args[at] = async (sp: TransactionSql) => {
+    let outcome: Promise<unknown>;
     try {
-      return await body(guard(sp, refusal, undefined));
+      const made = body(guard(sp, refusal, undefined));
+      // An array of queries is sent side by side, as postgres.js does.
+      outcome = Promise.resolve(
+        await (Array.isArray(made) ? Promise.all(made) : made),
+      );
     } catch (error) {
-      if (!refusal()) throw error;
-      failedLate(error);
-      return await NEVER;
+      outcome = Promise.reject(error);
     }
+    if (!refusal()) return await outcome;
+    outcome.catch(() => {}); // the caller gets it through `late`
+    settleLate(outcome);
+    return await new Promise<never>(() => {});
   };
   return Promise.race([
     Reflect.apply(savepoint, target, args) as Promise<unknown>,
@@ -183,11 +190,14 @@ function fence<T>(result: T, refusal: () => PQError | null): T {
     typeof query?.handler !== "function" || typeof query.reject !== "function"
   ) return result;
   const send = query.handler;
-  const reject = query.reject;
   query.handler = Object.assign((sent: unknown) => {
     const error = refusal();
     if (!error) return send(sent);
-    reject(error);
+    // Handled, as the driver's own handler would have made it: a refused
+    // `.execute()` that nobody awaits must not end the process. The
+    // query's `reject` is read now: a cursor swaps in its own.
+    Promise.prototype.then.call(query, undefined, () => {});
+    (query as SendableQuery).reject(error);
   }, { debug: send.debug });
   return result;
 }
