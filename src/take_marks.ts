@@ -132,7 +132,7 @@ export class LaneMarks {
    */
   fullCheckInMs(now: number): number | null {
     return this.#lastMarked
-      ? Math.max(0, this.#fullAt + FULL_CHECK_MS - now)
+      ? Math.max(1, this.#fullAt + FULL_CHECK_MS - now)
       : null;
   }
 
