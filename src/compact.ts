@@ -3,55 +3,53 @@
  * vacuums the table itself (see `vacuum.ts`).
  *
  * While an old snapshot pins the horizon, no deleted row may be removed,
- * and every put goes to a new page at the table's end (a 90 s pin at 500
- * jobs/s: 0.3 to 4.0 MB). Once the pin ends, VACUUM frees those pages, but
- * gives them back only from the table's end, and only when it gets an
- * exclusive lock without waiting in line, within 5 s: a busy worker seldom
- * leaves it one, and the last pages hold the jobs just put
- * (bench/RESULTS.md, pressure: 4.0 to 1.2 MB at best, nothing in another
- * run).
+ * and every put goes to a new page at the table's end. Once the pin ends,
+ * VACUUM frees those pages, but gives them back only from the table's end,
+ * and only when it gets an exclusive lock without waiting in line: a busy
+ * worker seldom leaves it one, and the last pages hold the jobs just put,
+ * so the table kept several times its clean size (bench/RESULTS.md,
+ * pressure).
  *
- * So when a vacuum left the table over 1 MiB and ten times what its live
- * rows need (1 KiB a row, generous), with at most 10,000 live rows, which a
- * rewrite copies in milliseconds, pq rewrites it with `VACUUM (FULL)`, which
+ * So when a vacuum left the table over the bar of `bloatBar` (1 MiB, and
+ * ten times what its rows need at 1 KiB a row), with at most 10,000 rows
+ * and at most 32 MiB to read, pq rewrites it with `VACUUM (FULL)`, which
  * rebuilds its indexes too. The rewrite holds an exclusive lock: puts and
  * takes wait for it, and for its own wait for the lock, which
- * `lock_timeout` bounds to 100 ms. A rewrite that does not get the lock in
- * time gives up, and the next try waits twice as long as the last (a
- * session that keeps a transaction open on the table would otherwise stop
- * the queue for 100 ms every turn). Rows a pin keeps count as live (see
- * `vacuum_counts.ts`): no rewrite starts during a pin.
+ * `lock_timeout` cuts at 100 ms. After a try that misses the lock, the next
+ * waits 20 s, then twice as long after each further miss (a session that
+ * keeps a transaction open on the table would otherwise hold the queue up
+ * every turn). Rows a pin keeps count as rows (see `vacuum_counts.ts`): no
+ * rewrite starts during a pin. Nor while a failed concurrent rebuild left
+ * an invalid index copy: the rewrite would rebuild it as a valid one, a
+ * second index for good; the index turn drops it first (`reindex.ts`).
  *
  * @module
  */
 
+import { withLockTimeout } from "./lock_timeout.ts";
 import type { TableNames } from "./schema.ts";
 import type { Sql } from "./types.ts";
-import type { VacuumCounts } from "./vacuum_counts.ts";
+import { bloatBar, type VacuumCounts } from "./vacuum_counts.ts";
 
-/** A table smaller than this is never worth a rewrite. */
-const MIN_BYTES = 1 << 20;
-/** Rewrite a table this many times larger than its live rows need. */
-const BLOAT_FACTOR = 10;
 /** Generous bytes per row (a job with small data takes some 100). */
 const ROW_BYTES = 1024;
 /** Never rewrite more rows than this: everything waits meanwhile. */
 const MAX_ROWS = 10_000;
+/** Nor read more than this: everything waits meanwhile. */
+const MAX_BYTES = 32 << 20;
 /** How long the rewrite may wait for its lock, while everything waits. */
-const LOCK_TIMEOUT_MS = 100;
-/** The pause after a rewrite that did not get the lock, doubled each time. */
-const FIRST_BACKOFF_MS = 10_000;
-/** The longest pause after rewrites that did not get the lock. */
+const LOCK_TIMEOUT = "100ms";
+/** The pause after a try that missed the lock, doubled after each miss. */
+const FIRST_BACKOFF_MS = 20_000;
+/** The longest pause after tries that missed the lock. */
 const MAX_BACKOFF_MS = 60 * 60_000;
-
-/** SQLSTATE of a wait that `lock_timeout` ended. */
-const LOCK_NOT_AVAILABLE = "55P03";
 
 /** True when a vacuum left the table worth a rewrite. */
 export function worthCompacting(counts: VacuumCounts): boolean {
-  const rows = counts.rows + counts.pinned;
-  return rows <= MAX_ROWS &&
-    counts.bytes > Math.max(MIN_BYTES, BLOAT_FACTOR * ROW_BYTES * rows);
+  return !counts.leftovers &&
+    counts.rows + counts.pinned <= MAX_ROWS &&
+    counts.bytes <= MAX_BYTES &&
+    counts.bytes > bloatBar(counts, ROW_BYTES);
 }
 
 /** Rewrites a bloated table, backing off while its lock is not to be had. */
@@ -87,23 +85,16 @@ export class Compactor {
 }
 
 /**
- * `VACUUM (FULL)` of the table, waiting at most {@linkcode LOCK_TIMEOUT_MS}
- * for its lock. Resolves false when the lock was not to be had.
+ * `VACUUM (FULL)` of the table, waiting at most 100 ms for its lock.
+ * Resolves false when the lock was not to be had.
  */
 export async function compactTable(
   sql: Sql,
   names: TableNames,
 ): Promise<boolean> {
-  const db = await sql.reserve();
-  try {
-    await db.unsafe(`set lock_timeout = ${LOCK_TIMEOUT_MS}`);
+  const done = await withLockTimeout(sql, LOCK_TIMEOUT, async (db) => {
     await db.unsafe(`vacuum (full) ${names.qualified}`);
     return true;
-  } catch (error) {
-    if ((error as { code?: string }).code === LOCK_NOT_AVAILABLE) return false;
-    throw error;
-  } finally {
-    await db.unsafe("reset lock_timeout").catch(() => {});
-    db.release();
-  }
+  });
+  return done === true;
 }

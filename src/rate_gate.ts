@@ -3,15 +3,17 @@
  * reserve its start (committed at once, see `sql/rate_limit.ts`), and skip
  * the task until the window has room when the reservation is refused.
  *
- * Exact for the handlers' starts, not only for the reservations: a start
- * counts for its window plus a slack (a tenth of the window, at most
+ * The limit holds for the handlers' starts, not only for the
+ * reservations: a start counts for its window plus a slack (a tenth of the window, at most
  * 100 ms), and a job taken later than four fifths of that after its
- * reservation was sent is put back unstarted. So every handler starts
- * within the slack after its reservation, and no window of `per` holds
- * more than `limit` starts. The last fifth is for what runs between the
- * take and the handler's first line (reading the job's data, a pause of
- * the garbage collector on a busy machine): without it, a take that came
- * back just within the slack could start its handler just after it.
+ * reservation was sent is put back unstarted. The last fifth (20 ms at
+ * most) is for what runs between the take and the handler's first line:
+ * reading the job's data, the `start` event, a pause of the garbage
+ * collector on a busy machine. So a handler starts within the slack after
+ * its reservation, and no window of `per` holds more than `limit` starts,
+ * unless that way in takes longer than the fifth. (Without the fifth, a
+ * take that came back just within the slack started its handler just
+ * after it, and a window of CI's once held 51 starts of 50.)
  *
  * @module
  */

@@ -11,8 +11,9 @@
  * swaps them without blocking puts or takes (Oban's Reindexer plugin does
  * the same on a schedule).
  *
- * It runs after a vacuum, for an index over 1 MiB and ten times what the
- * table's rows need, as that vacuum counted them: its live rows and the dead
+ * It runs after a vacuum, for an index over the bar of
+ * {@linkcode bloatBar} (1 MiB, and ten times what the table's rows need),
+ * as that vacuum counted them: its live rows and the dead
  * rows it had to leave because a snapshot still sees them (see
  * `vacuum_counts.ts`). While the horizon is pinned the second count keeps
  * the bar out of reach, so no rebuild starts: it would copy those entries,
@@ -28,20 +29,18 @@
 
 import type { TableNames } from "./schema.ts";
 import type { Sql } from "./types.ts";
-import { readVacuumCounts, type VacuumCounts } from "./vacuum_counts.ts";
+import { withLockTimeout } from "./lock_timeout.ts";
+import {
+  bloatBar,
+  readVacuumCounts,
+  type VacuumCounts,
+} from "./vacuum_counts.ts";
 
-/** An index smaller than this is never worth a rebuild. */
-const MIN_BYTES = 1 << 20;
-/** Rebuild an index this many times larger than its live rows need. */
-const BLOAT_FACTOR = 10;
 /** Generous bytes per entry (the queue name is in every index's key). */
 const ENTRY_BYTES = 100;
 
 /** How long a rebuild's statements may wait for a lock or a transaction. */
 const REINDEX_LOCK_TIMEOUT = "2s";
-
-/** SQLSTATE of a wait that `lock_timeout` ended. */
-const LOCK_NOT_AVAILABLE = "55P03";
 
 /** What one turn did: the indexes rebuilt and the leftovers dropped. */
 export interface ReindexTurn {
@@ -65,13 +64,9 @@ export async function reindexBloated(
     ? await readVacuumCounts(sql, names)
     : counts;
   if (!table) return turn;
-  const floor = Math.max(
-    MIN_BYTES,
-    BLOAT_FACTOR * ENTRY_BYTES * (table.rows + table.pinned),
-  );
-  const db = await sql.reserve();
-  try {
-    await db.unsafe(`set lock_timeout = '${REINDEX_LOCK_TIMEOUT}'`);
+  const floor = bloatBar(table, ENTRY_BYTES);
+  // A transaction that held on ends the turn: the next tries again.
+  await withLockTimeout(sql, REINDEX_LOCK_TIMEOUT, async (db) => {
     if (table.leftovers) {
       for (const name of await invalidCopies(db, names)) {
         await db.unsafe(`drop index concurrently if exists ${name}`);
@@ -82,13 +77,7 @@ export async function reindexBloated(
       await db.unsafe(`reindex index concurrently ${name}`);
       turn.rebuilt.push(name);
     }
-  } catch (error) {
-    // A transaction held on: the next turn tries again.
-    if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw error;
-  } finally {
-    await db.unsafe("reset lock_timeout").catch(() => {});
-    db.release();
-  }
+  });
   return turn;
 }
 

@@ -17,9 +17,10 @@
  * runs in the background on the caller's pool, never inside a transaction,
  * and the VACUUM never blocks reads or writes of the queue. After a vacuum
  * that found no pinned rows, it rewrites a table that a pinned horizon left
- * bloated and nearly empty, which holds puts and takes for up to about
- * 100 ms once (see `compact.ts`), or else rebuilds the indexes that the pin
- * left bloated, which blocks nothing (see `reindex.ts`).
+ * bloated and nearly empty, which holds puts and takes while it waits for
+ * its lock (at most 100 ms) and copies the table (at most 32 MiB and 10,000
+ * rows; see `compact.ts`), or else rebuilds the indexes that the pin left
+ * bloated, which blocks nothing (see `reindex.ts`).
  *
  * @module
  */
@@ -99,20 +100,30 @@ export class Vacuum {
       return;
     }
     if (!this.#needed) return;
-    let counts: VacuumCounts | null = null;
+    let counts: VacuumCounts | null;
     try {
       counts = await readVacuumCounts(this.#sql, this.#names);
-      if (
-        counts &&
-        await this.#compactor.compact(this.#sql, this.#names, counts)
-      ) return; // its indexes were rebuilt with it
+    } catch (error) {
+      this.#report(
+        backgroundError(
+          `Reading what VACUUM left of ${this.#names.qualified}`,
+          error,
+        ),
+      );
+      return;
+    }
+    if (!counts) return; // the table is gone
+    try {
+      if (await this.#compactor.compact(this.#sql, this.#names, counts)) {
+        return; // its indexes were rebuilt with it
+      }
     } catch (error) {
       this.#report(
         backgroundError(`VACUUM (FULL) of ${this.#names.qualified}`, error),
       );
     }
     try {
-      await reindexBloated(this.#sql, this.#names, counts ?? undefined);
+      await reindexBloated(this.#sql, this.#names, counts);
     } catch (error) {
       this.#report(
         backgroundError(`REINDEX of ${this.#names.qualified}`, error),

@@ -73,3 +73,20 @@ export async function readVacuumCounts(
     }
     : null;
 }
+
+/** Never worth rewriting or rebuilding below this many bytes. */
+const MIN_BLOAT_BYTES = 1 << 20;
+/** Worth it at this many times the bytes the rows need. */
+const BLOAT_FACTOR = 10;
+
+/**
+ * The size above which a table or index is bloated: 1 MiB, and ten times
+ * `unitBytes` (a generous size of one row or entry) for each row the
+ * vacuum left, live or pinned.
+ */
+export function bloatBar(counts: VacuumCounts, unitBytes: number): number {
+  return Math.max(
+    MIN_BLOAT_BYTES,
+    BLOAT_FACTOR * unitBytes * (counts.rows + counts.pinned),
+  );
+}
