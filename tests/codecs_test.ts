@@ -888,6 +888,19 @@ const strings = fc.oneof(
   fc.constantFrom("$pq", "v", "__proto__", "\u0000", "😀"),
 );
 
+/**
+ * Object keys. Not the one-backslash key on Deno: its JSON.parse (Deno
+ * 2.9.6, V8 15.0) reads an escaped one-character key as "\\" once an
+ * earlier object with the same keys before it had a "\\" key there:
+ * after `JSON.parse('{"a":1,"\\\\":2}')`, `JSON.parse('{"a":1,"\\u0041":2}')`
+ * has the keys "a" and "\\", not "A" (Node and Bun read "A"). pq decodes
+ * with JSON.parse, so no codec can do better there; the property test
+ * found it (1 value in about 500,000) and failed CI once.
+ */
+const keys = "Deno" in globalThis
+  ? strings.filter((key) => key !== "\\")
+  : strings;
+
 const leaves = fc.oneof(
   strings,
   fc.boolean(),
@@ -928,7 +941,7 @@ const { value: richValues } = fc.letrec((tie) => ({
     tie("set"),
   ),
   array: fc.array(tie("value"), { maxLength: 5 }),
-  object: fc.dictionary(strings, tie("value"), {
+  object: fc.dictionary(keys, tie("value"), {
     maxKeys: 5,
     noNullPrototype: true,
   }),
