@@ -4,16 +4,15 @@
  * (`compact.ts`) must clear.
  *
  * - Live rows: `pg_class.reltuples`, which the vacuum sets. It counts live
- *   rows only: a vacuum during a pin that left 49,900 dead rows set it to
- *   100 (bench/RESULTS.md, pressure).
+ *   rows only, not the dead rows a pin keeps (bench/RESULTS.md, pressure).
  * - Pinned rows: the dead rows the vacuum had to leave because a snapshot
  *   still sees them, `n_dead_tup` of `pg_stat_all_tables`, which the vacuum
  *   sets to that count. While the horizon is pinned, they keep every bar
  *   out of reach: a rebuild or a rewrite would copy them, and wait for the
  *   pin to end. Deletes that the statistics hear of after the vacuum count
- *   too (a connection reports its counts when it next runs a statement a
- *   second later, or closes): a turn right after a large `clear()` may skip
- *   what the next turn does.
+ *   too (a connection reports its counts at most once a second while busy,
+ *   10 s after it went idle, or when it closes): a turn right after a large
+ *   `clear()`, or right after a pin, may skip what a later turn does.
  *
  * Before PostgreSQL 15, the statistics came through a collector whose
  * answers could be half a second old, older than the vacuum: there the

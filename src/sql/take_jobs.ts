@@ -191,10 +191,10 @@ export function dueSql(names: TableNames): string {
  * keeps the entry of every job taken since in the indexes (see
  * `take_marks.ts`), and the scheduled and running indexes then hold one for
  * each job promoted or claimed with a lease since: `min()` walks them from
- * the start, one buffer visit per job, on every take (lease mode at 500
- * jobs/s put a third of the offered jobs after 50 s of pin; bench/RESULTS.md,
- * pressure). The one take a second from the start still looks, so a job that
- * came due, or a lease that ended, waits at most about a second more.
+ * the start, one buffer visit per job, on every take (bench/RESULTS.md,
+ * pressure, lease mode). The one take a second from the start still looks,
+ * so a job that came due, or a lease that ended, waits at most about a
+ * second more.
  */
 export function dueCte(names: TableNames, marked: boolean): string {
   return marked ? "select null::timestamptz as at" : dueSql(names);
